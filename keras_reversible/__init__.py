@@ -1,0 +1,26 @@
+"""keras-reversible: a tied reverse pass for any functional Keras model.
+
+Trains networks with the reconstruction losses of RN/RNL (reversible network
+learning) and racecar training. See ``ReversibleModel`` and
+``make_reversible``.
+"""
+
+from keras_reversible import losses, regularizers, rules
+from keras_reversible.losses import LatentGeneration
+from keras_reversible.model import ReversibleModel, make_reversible
+from keras_reversible.regularizers import SRIP
+from keras_reversible.rules import UnsupportedLayerError, register_reverse_rule
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LatentGeneration",
+    "ReversibleModel",
+    "SRIP",
+    "UnsupportedLayerError",
+    "losses",
+    "make_reversible",
+    "register_reverse_rule",
+    "regularizers",
+    "rules",
+]

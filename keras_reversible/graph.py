@@ -1,0 +1,297 @@
+"""The reverse program: a functional Keras graph walked backwards, once.
+
+``ReverseGraph`` walks the graph of a functional model from the tensor that
+starts the reverse pass (``I_r``) back to the model inputs, at construction
+time. It records
+
+* the constrained points ``L_1 … L_n``: the distinct input tensors of the
+  weight layers on that path, in forward (topological) order;
+* the *range ops* of each constrained point: the pointwise ops (BN,
+  activations, a weight layer's fused activation) found by walking back from
+  ``L_m`` through shape-only ops to the previous weight layer, a merge, or
+  the model input (then the ``input_range`` op) — DESIGN §1;
+* a flat list of steps (one per layer call, reverse topological order).
+
+``run`` then executes the steps on tensors; no graph walking happens inside a
+train step, only the rules' TensorFlow ops.
+"""
+
+import dataclasses
+import functools
+import sys
+from typing import Callable, Optional
+
+import keras
+import tensorflow as tf
+
+from keras_reversible import rules
+
+
+@dataclasses.dataclass(frozen=True)
+class RangeOp:
+    """A pointwise op re-applied forward at a constrained point.
+
+    Attributes:
+        fn: ``fn(x, ctx)``.
+        view: static non-batch shape to reshape ``x`` into before applying
+            (set when a Flatten/Reshape lies between the op and ``L_m``).
+        name: what it is, for summaries.
+    """
+
+    fn: Callable
+    view: Optional[tuple]
+    name: str
+
+    def __call__(self, x, ctx):
+        if self.view is None or tuple(x.shape[1:]) == self.view:
+            return self.fn(x, ctx)
+        shape = tf.shape(x)
+        y = self.fn(tf.reshape(x, [-1, *self.view]), ctx)
+        return tf.reshape(y, shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """One forward layer call, reversed."""
+
+    layer: keras.layers.Layer
+    rule: rules.ReverseRule
+    input_keys: tuple
+    output_keys: tuple
+    input_shapes: list
+    tap_inputs: bool
+
+
+def key(tensor):
+    """Identity of a symbolic tensor in the graph."""
+    return id(tensor)
+
+
+def producer(tensor):
+    """(layer, node) that produced a KerasTensor."""
+    history = getattr(tensor, "_keras_history", None)
+    if history is None or history.operation is None:
+        return None, None
+    return history.operation, history.operation._inbound_nodes[history.node_index]
+
+
+def _is_linear_activation(fn):
+    return fn is None or fn is keras.activations.linear or getattr(fn, "__name__", "") == "linear"
+
+
+def _activation_range_op(layer, view):
+    activation = layer.activation
+    return RangeOp(lambda x, ctx: activation(x), view, f"{layer.name}.activation")
+
+
+class ReverseGraph:
+    """The reverse pass of a functional model, as a flat program.
+
+    Args:
+        model: a functional ``keras.Model``.
+        start: the KerasTensor whose value starts the reverse pass (``I_r``).
+        input_range: callable applied to ``L'`` at the model input, or None.
+        options: rule options (``max_pool_reverse``, ``upsample_reverse``).
+
+    Raises:
+        rules.UnsupportedLayerError: a layer on the path has no rule.
+        ValueError: a nested model or a multi-output layer is on the path.
+    """
+
+    def __init__(self, model, start, input_range=None, options=None):
+        self.model = model
+        self.start = start
+        self.input_range = input_range
+        self.options = dict(options or {})
+        self.tensors = {}  # key -> KerasTensor (keeps ids alive and unique)
+        order = self._topological_nodes(start)
+        self.steps = []
+        weight_inputs = []
+        for layer, node in order:
+            if not node.input_tensors:
+                continue  # an InputLayer
+            rule = self._rule(layer)
+            if len(node.output_tensors) != 1:
+                raise ValueError(
+                    f"Layer '{layer.name}' returns {len(node.output_tensors)} "
+                    "tensors; the reverse pass supports single-output layers."
+                )
+            needs = rule.needs_inputs
+            needs = needs(self.options) if callable(needs) else needs
+            dynamic = any(d is None for t in node.input_tensors for d in t.shape[1:])
+            for t in (*node.input_tensors, *node.output_tensors):
+                self.tensors[key(t)] = t
+            self.steps.append(Step(
+                layer=layer,
+                rule=rule,
+                input_keys=tuple(key(t) for t in node.input_tensors),
+                output_keys=tuple(key(t) for t in node.output_tensors),
+                input_shapes=[tuple(t.shape) for t in node.input_tensors],
+                tap_inputs=bool(needs or dynamic),
+            ))
+            if rule.kind == "weight":
+                weight_inputs.append((layer, node.input_tensors[0]))
+        self.steps.reverse()
+        self.tensors[key(start)] = start
+
+        # Constrained points: distinct weight-layer inputs, forward order.
+        self.constrained = []
+        self.weight_layers = []
+        seen = set()
+        for layer, tensor in weight_inputs:
+            self.weight_layers.append(layer)
+            if key(tensor) not in seen:
+                seen.add(key(tensor))
+                self.constrained.append(key(tensor))
+        self.range_ops = {k: self.collect_range_ops(self.tensors[k]) for k in self.constrained}
+        self.input_keys = [key(t) for t in tree_flatten(model.inputs)]
+        for t in tree_flatten(model.inputs):
+            self.tensors[key(t)] = t
+
+    # ------------------------------------------------------------------
+    # Construction
+
+    def _rule(self, layer):
+        if isinstance(layer, keras.Model):
+            raise rules.UnsupportedLayerError(
+                f"Layer '{layer.name}' is a nested model "
+                f"({type(layer).__name__}); the reverse pass walks one flat "
+                "functional graph. Build the model from the nested model's "
+                "layers directly (e.g. call its layers on your tensors)."
+            )
+        return rules.rule_for(layer)
+
+    @staticmethod
+    def _topological_nodes(start):
+        """(layer, node) pairs upstream of ``start``, inputs first."""
+        order, visited = [], set()
+
+        def visit(tensor):
+            layer, node = producer(tensor)
+            if node is None:
+                raise ValueError(
+                    f"Tensor {tensor} has no Keras history; is the model functional?"
+                )
+            if id(node) in visited:
+                return
+            visited.add(id(node))
+            for parent in node.input_tensors:
+                visit(parent)
+            order.append((layer, node))
+
+        # Deep models (DenseNet-121: ~430 layers) exceed the default limit.
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, 10000))
+        try:
+            visit(start)
+        finally:
+            sys.setrecursionlimit(limit)
+        return order
+
+    def collect_range_ops(self, tensor):
+        """Range ops of the constrained point ``tensor``, in forward order."""
+        ops, view, cur = [], None, tensor
+        while True:
+            layer, node = producer(cur)
+            if node is None or not node.input_tensors:
+                if self.input_range is not None:
+                    fn = self.input_range
+                    ops.append(RangeOp(lambda x, ctx: fn(x), view, "input_range"))
+                break
+            rule = self._rule(layer)
+            single = len(node.input_tensors) == 1
+            if rule.kind == "pointwise" and single:
+                ops.append(RangeOp(functools.partial(rule.fn, layer), view, layer.name))
+            elif rule.kind == "identity" and single:
+                pass
+            elif rule.kind == "structural" and single and not rule.range_barrier:
+                if rule.reshapes:
+                    view = tuple(node.input_tensors[0].shape[1:])
+            else:
+                if rule.kind == "weight" and not _is_linear_activation(
+                    getattr(layer, "activation", None)
+                ):
+                    ops.append(_activation_range_op(layer, view))
+                break
+            cur = node.input_tensors[0]
+        ops.reverse()
+        return ops
+
+    # ------------------------------------------------------------------
+    # Execution
+
+    def tap_tensors(self, depth):
+        """Forward tensors the reverse pass and the loss need, by key."""
+        keys = [key(self.start), *self.constrained[:depth]]
+        for step in self.steps:
+            if step.tap_inputs:
+                keys.extend(step.input_keys)
+        unique = list(dict.fromkeys(keys))
+        return unique, [self.tensors[k] for k in unique]
+
+    def run(self, start_value, taps, training=False):
+        """Executes the reverse pass.
+
+        Args:
+            start_value: value of ``I_r``.
+            taps: dict key -> forward value (from ``tap_tensors``).
+            training: training mode (reverse BatchNormalization statistics).
+
+        Returns:
+            dict key -> reverse value for every constrained point and model
+            input reached.
+        """
+        pending = {key(self.start): [tf.cast(start_value, tf.float32)]}
+        final = {}
+
+        def finalize(k):
+            if k in final:
+                return final[k]
+            parts = pending.pop(k)
+            value = parts[0] if len(parts) == 1 else tf.add_n(parts)
+            for op in self.range_ops.get(k, ()):
+                value = op(value, ctx_for_range)
+            final[k] = value
+            return value
+
+        ctx_for_range = rules.ReverseContext([], training=training, options=self.options)
+        for step in self.steps:
+            ys = [finalize(k) for k in step.output_keys]
+            ctx = rules.ReverseContext(
+                input_shapes=step.input_shapes,
+                inputs=[taps[k] for k in step.input_keys] if step.tap_inputs else None,
+                training=training,
+                options=self.options,
+            )
+            xs = step.rule.fn(step.layer, ys[0] if len(ys) == 1 else ys, ctx)
+            if not isinstance(xs, (list, tuple)):
+                xs = [xs]
+            if len(xs) != len(step.input_keys):
+                raise ValueError(
+                    f"The reverse rule of layer '{step.layer.name}' returned "
+                    f"{len(xs)} tensors for {len(step.input_keys)} inputs."
+                )
+            for k, x in zip(step.input_keys, xs):
+                pending.setdefault(k, []).append(x)
+        for k in list(pending):
+            finalize(k)
+        return final
+
+    def describe(self):
+        """A readable listing of the reverse program."""
+        names = {k: self.tensors[k].name for k in self.tensors}
+        lines = [f"reverse pass from {names.get(key(self.start))}"]
+        for step in self.steps:
+            lines.append(
+                f"  {step.layer.name:<28} {type(step.layer).__name__:<22} "
+                f"{step.rule.kind}"
+            )
+        lines.append("constrained points (forward order) and their range ops:")
+        for m, k in enumerate(self.constrained, start=1):
+            ops = ", ".join(op.name for op in self.range_ops[k]) or "identity"
+            lines.append(f"  L_{m}: {tuple(self.tensors[k].shape)}  range ops: {ops}")
+        return "\n".join(lines)
+
+
+def tree_flatten(x):
+    return keras.tree.flatten(x)

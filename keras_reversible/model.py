@@ -1,0 +1,620 @@
+"""``ReversibleModel``: a functional Keras model trained with its reverse pass."""
+
+import numbers
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_reversible import graph as graph_lib
+from keras_reversible import losses
+from keras_reversible.regularizers import SRIP
+
+MAX_POOL_REVERSE = ("upsample", "unpool")
+UPSAMPLE_REVERSE = ("max_pool", "transpose")
+
+
+def _num_replicas():
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def _resolve_input_range(value):
+    if value is None:
+        return None
+    if isinstance(value, str) or callable(value):
+        try:
+            return keras.activations.get(value)
+        except (ValueError, TypeError) as err:
+            raise ValueError(
+                f"input_range: unknown activation {value!r} (use None, a "
+                "Keras activation name such as 'relu' or 'tanh', or a callable)."
+            ) from err
+    raise TypeError(
+        f"input_range must be None, an activation name or a callable, got "
+        f"{type(value).__name__}: {value!r}."
+    )
+
+
+class _Internals:
+    """Holds the reverse program and the tap model.
+
+    A plain object, so that neither Keras nor TensorFlow tracking sees the
+    helper model inside: the reversible model saves exactly the forward
+    model's variables, once.
+    """
+
+    def __init__(self, reverse, taps_model, tap_keys, latent_head):
+        self.reverse = reverse
+        self.taps_model = taps_model
+        self.tap_keys = tap_keys
+        self.latent_head = latent_head
+        self.functions = {}
+
+
+@keras.saving.register_keras_serializable(package="keras_reversible")
+class ReversibleModel(keras.Model):
+    """A functional model with a tied reverse pass and reversal losses.
+
+    The reverse pass walks the model's graph backwards from ``I_r`` (the
+    output of ``reverse_from``, default the network output) and applies, at
+    each layer, the transpose of its linear part with the same variables
+    (Dense ``Wᵀ(y − b)``, Conv2D ``conv2d_transpose(y − b, k)``, MaxPooling
+    → nearest up-sampling, Add → copy, Concatenate → split, ...; see
+    ``keras_reversible.rules``). After each transposed weight layer ``m`` the
+    *range ops* of its input ``L_m`` (BatchNormalization and activation of
+    layer ``m − 1``) are re-applied forward, so ``L'_m`` lives in the range
+    of ``L_m``. At ``L_1`` the ``input_range`` op is applied.
+
+    Training adds the racecar loss ``Σ_{m≤s} λ_m D(L_m, L'_m)`` (and RNL
+    latent generation when enabled) to the compiled task loss. ``fit``
+    reports every term: ``loss = task_loss + racecar_loss [+ latent_loss]
+    [+ ortho_loss] [+ regularization_loss]``. A term whose weight is 0 is not
+    computed and reports 0.
+
+    Reverse BatchNormalization uses the forward layer's γ/β. In training it
+    normalises the reverse signal with that signal's own batch statistics,
+    otherwise with the forward layer's moving statistics; it never updates
+    the moving averages (the forward pass alone owns them).
+
+    Args:
+        inputs: functional inputs, as for ``keras.Model``.
+        outputs: functional outputs.
+        name: model name.
+        depth: ``s``, how many constrained points, counted from the input,
+            enter the racecar loss; default all on the reverse path. 0
+            trains without the reverse pass.
+        racecar_weight: ``λ``: a float, or one float per constrained point
+            (length ``depth``). Default 1.0.
+        reverse_from: name of the layer whose output starts the reverse pass
+            (``I_r``); default the network output. Layers after it (the head)
+            get no gradient from the racecar loss.
+        input_range: range op applied to ``L'_1``: None (identity, default),
+            an activation name (``"relu"`` for images in [0, 1], ``"tanh"``)
+            or a callable.
+        reduction: ``"mean"`` (default: mean of squares, scale-free) or
+            ``"l2_loss"`` (the official racecar code's ``tf.nn.l2_loss``,
+            needed for the papers' λ values to carry over).
+        latent_generation: RNL latent feature generation (RN eq. 8): None
+            (off, default), True, a dict of ``LatentGeneration`` fields.
+        max_pool_reverse: ``"upsample"`` (paper: nearest ×stride) or
+            ``"unpool"`` (exact transpose: to the arg-max positions).
+        upsample_reverse: ``"max_pool"`` (paper, racecar table 13) or
+            ``"transpose"`` (exact transpose of the up-sampling).
+        **kwargs: passed to ``keras.Model`` (e.g. ``trainable``).
+
+    Raises:
+        ValueError: a bad setting, or a layer without a reverse rule
+            (``keras_reversible.UnsupportedLayerError``), naming it.
+        TypeError: a setting of the wrong type.
+
+    Example:
+
+    ```python
+    import keras
+    import numpy as np
+    import keras_reversible as kr
+
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Conv2D(1, 3, padding="same", activation="relu", name="i_r")(x)
+    outputs = keras.layers.Dense(10)(keras.layers.Flatten()(x))
+    model = kr.ReversibleModel(inputs, outputs, reverse_from="i_r",
+                               input_range="relu", racecar_weight=0.1)
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.random.rand(32, 28, 28, 1).astype("float32")
+    history = model.fit(x, np.arange(32) % 10, epochs=1, verbose=0)
+    print(sorted(history.history))  # ['loss', 'racecar_loss', 'task_loss']
+    x_regen = model.reconstruct(x)   # (32, 28, 28, 1)
+    ```
+
+    References:
+        Xie & Thuerey, "Learning general and reusable features via racecar
+        training" (eq. 1; published as "Reviving Autoencoder Pretraining").
+        Yu, "Boosting mapping functionality of neural networks via latent
+        feature generation based on reversible learning" (eq. 3–8).
+    """
+
+    def __init__(
+        self,
+        inputs,
+        outputs,
+        name=None,
+        *,
+        depth=None,
+        racecar_weight=1.0,
+        reverse_from=None,
+        input_range=None,
+        reduction="mean",
+        latent_generation=None,
+        max_pool_reverse="upsample",
+        upsample_reverse="max_pool",
+        **kwargs,
+    ):
+        super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
+        self._settings = self._validate_settings(
+            depth=depth,
+            racecar_weight=racecar_weight,
+            reverse_from=reverse_from,
+            input_range=input_range,
+            reduction=reduction,
+            latent_generation=latent_generation,
+            max_pool_reverse=max_pool_reverse,
+            upsample_reverse=upsample_reverse,
+        )
+        self._rev = self._build_internals()
+        self.task_loss_tracker = keras.metrics.Mean(name="task_loss")
+        self.racecar_loss_tracker = keras.metrics.Mean(name="racecar_loss")
+        self.latent_loss_tracker = (
+            keras.metrics.Mean(name="latent_loss") if self._latent else None
+        )
+        self.ortho_loss_tracker = (
+            keras.metrics.Mean(name="ortho_loss")
+            if any(isinstance(v.regularizer, SRIP) for v in self._regularized())
+            else None
+        )
+        self.regularization_loss_tracker = (
+            keras.metrics.Mean(name="regularization_loss")
+            if any(not isinstance(v.regularizer, SRIP) for v in self._regularized())
+            else None
+        )
+
+    # ------------------------------------------------------------------
+    # Settings
+
+    def _validate_settings(self, **s):
+        if s["reduction"] not in losses.REDUCTIONS:
+            raise ValueError(
+                f"reduction must be one of {losses.REDUCTIONS}, got {s['reduction']!r}."
+            )
+        if s["max_pool_reverse"] not in MAX_POOL_REVERSE:
+            raise ValueError(
+                f"max_pool_reverse must be one of {MAX_POOL_REVERSE}, got "
+                f"{s['max_pool_reverse']!r}."
+            )
+        if s["upsample_reverse"] not in UPSAMPLE_REVERSE:
+            raise ValueError(
+                f"upsample_reverse must be one of {UPSAMPLE_REVERSE}, got "
+                f"{s['upsample_reverse']!r}."
+            )
+        if s["reverse_from"] is not None and not isinstance(s["reverse_from"], str):
+            raise TypeError(
+                "reverse_from must be a layer name (str) or None, got "
+                f"{type(s['reverse_from']).__name__}: {s['reverse_from']!r}."
+            )
+        depth = s["depth"]
+        if depth is not None and (
+            isinstance(depth, bool) or not isinstance(depth, numbers.Integral)
+        ):
+            raise TypeError(f"depth must be an int or None, got {type(depth).__name__}: {depth!r}.")
+        if depth is not None and depth < 0:
+            raise ValueError(f"depth must be >= 0, got {depth}.")
+        weight = s["racecar_weight"]
+        if isinstance(weight, (list, tuple)):
+            weights = list(weight)
+        elif isinstance(weight, numbers.Real) and not isinstance(weight, bool):
+            weights = [weight]
+        else:
+            raise TypeError(
+                "racecar_weight must be a float or a list of floats, got "
+                f"{type(weight).__name__}: {weight!r}."
+            )
+        for w in weights:
+            if not isinstance(w, numbers.Real) or isinstance(w, bool):
+                raise TypeError(f"racecar_weight entries must be floats, got {w!r} in {weight!r}.")
+            if not np.isfinite(w) or w < 0:
+                raise ValueError(
+                    f"racecar_weight entries must be finite and >= 0, got {w!r} in {weight!r}."
+                )
+        s["racecar_weight"] = [float(w) for w in weights] if isinstance(weight, (list, tuple)) else float(weight)
+        self._input_range_fn = _resolve_input_range(s["input_range"])
+        self._latent = losses.LatentGeneration.parse(s["latent_generation"])
+        if self._latent is not None and self._latent.weight == 0:
+            self._latent = None
+        return s
+
+    def _start_tensor(self):
+        name = self._settings["reverse_from"]
+        if name is None:
+            outputs = keras.tree.flatten(self.outputs)
+            if len(outputs) != 1:
+                raise ValueError(
+                    f"Model '{self.name}' has {len(outputs)} outputs; pass "
+                    "reverse_from=<layer name> to say where the reverse pass starts."
+                )
+            return outputs[0]
+        names = [layer.name for layer in self.layers]
+        if name not in names:
+            import difflib
+
+            close = difflib.get_close_matches(name, names, n=3)
+            hint = f" Did you mean {close}?" if close else ""
+            raise ValueError(
+                f"reverse_from={name!r} names no layer of model '{self.name}'.{hint}"
+            )
+        layer = self.get_layer(name)
+        nodes = [n for n in layer._inbound_nodes if n.input_tensors]
+        if len(nodes) != 1 or len(nodes[0].output_tensors) != 1:
+            raise ValueError(
+                f"reverse_from={name!r}: layer must be called exactly once and "
+                f"have one output (it has {len(nodes)} calls)."
+            )
+        return nodes[0].output_tensors[0]
+
+    def _build_internals(self):
+        s = self._settings
+        reverse = graph_lib.ReverseGraph(
+            self,
+            self._start_tensor(),
+            input_range=self._input_range_fn,
+            options={
+                "max_pool_reverse": s["max_pool_reverse"],
+                "upsample_reverse": s["upsample_reverse"],
+            },
+        )
+        n = len(reverse.constrained)
+        depth = n if s["depth"] is None else s["depth"]
+        if depth > n:
+            names = ", ".join(layer.name for layer in reverse.weight_layers)
+            raise ValueError(
+                f"depth={depth} but the reverse pass of model '{self.name}' "
+                f"constrains only {n} points (the inputs of its weight layers: "
+                f"{names}); use depth <= {n}."
+            )
+        weights = s["racecar_weight"]
+        if isinstance(weights, list):
+            if len(weights) != depth:
+                raise ValueError(
+                    f"racecar_weight has {len(weights)} entries but depth is "
+                    f"{depth}; give one λ per constrained point or a single float."
+                )
+        else:
+            weights = [weights] * depth
+        self._depth = depth
+        self._lambdas = weights
+        tap_keys, tap_tensors = reverse.tap_tensors(depth)
+        outputs = keras.tree.flatten(self.outputs)
+        input_keys = {graph_lib.key(t) for t in keras.tree.flatten(self.inputs)}
+        extra = [t for k, t in zip(tap_keys, tap_tensors) if k not in input_keys]
+        taps_model = keras.Model(self.inputs, [*outputs, *extra], name=f"{self.name}_taps")
+        latent_head = self._find_latent_head(reverse) if self._latent else None
+        internals = _Internals(reverse, taps_model, [graph_lib.key(t) for t in extra], latent_head)
+        return internals
+
+    def _find_latent_head(self, reverse):
+        """The last weight layer and the single-input layers after it."""
+        from keras_reversible import rules
+
+        outputs = keras.tree.flatten(self.outputs)
+        if len(outputs) != 1:
+            raise ValueError("latent_generation needs a model with one output.")
+        chain, cur = [], outputs[0]
+        while True:
+            layer, node = graph_lib.producer(cur)
+            if node is None or len(node.input_tensors) != 1:
+                raise ValueError(
+                    "latent_generation: the output must come from a weight layer "
+                    "(Dense, Conv...) through single-input layers; found "
+                    f"{'the input' if node is None else repr(layer.name)} instead."
+                )
+            rule = rules.rule_for(layer)
+            if rule.kind == "weight":
+                alpha = node.input_tensors[0]
+                return {
+                    "layer": layer,
+                    "rule": rule,
+                    "input_shape": tuple(alpha.shape),
+                    "range_ops": reverse.collect_range_ops(alpha),
+                    "chain": chain[::-1],
+                }
+            chain.append(layer)
+            cur = node.input_tensors[0]
+
+    def _regularized(self):
+        return [v for v in self.trainable_weights if getattr(v, "regularizer", None) is not None]
+
+    # ------------------------------------------------------------------
+    # Properties
+
+    @property
+    def depth(self):
+        """``s``: the number of constrained points in the racecar loss."""
+        return self._depth
+
+    @property
+    def racecar_weights(self):
+        """``λ_1 … λ_s`` as a list of floats."""
+        return list(self._lambdas)
+
+    @property
+    def num_constrained(self):
+        """How many constrained points the reverse path offers (max depth)."""
+        return len(self._rev.reverse.constrained)
+
+    @property
+    def reversal_settings(self):
+        """The reversal settings, as passed to the constructor."""
+        return dict(self._settings)
+
+    def reverse_summary(self, print_fn=None):
+        """Prints the reverse program: layers, rules, constrained points."""
+        (print_fn or print)(self._rev.reverse.describe())
+
+    # ------------------------------------------------------------------
+    # Forward with taps, reverse pass, loss terms
+
+    def _forward(self, x, training):
+        flat_x = keras.tree.flatten(x)
+        values = self._rev.taps_model(x, training=training)
+        values = values if isinstance(values, (list, tuple)) else [values]
+        n_out = len(keras.tree.flatten(self.outputs))
+        y_pred = keras.tree.pack_sequence_as(self.outputs, list(values[:n_out]))
+        taps = dict(zip(self._rev.tap_keys, values[n_out:]))
+        for t, v in zip(keras.tree.flatten(self.inputs), flat_x):
+            taps[graph_lib.key(t)] = v
+        return y_pred, taps
+
+    def _reverse(self, taps, training):
+        reverse = self._rev.reverse
+        return reverse.run(taps[graph_lib.key(reverse.start)], taps, training=training)
+
+    def _racecar_term(self, taps, training):
+        """Σ λ_m D(L_m, L'_m), as this replica's share of the global value."""
+        if self._depth == 0 or not any(self._lambdas):
+            return None
+        rev = self._reverse(taps, training)
+        total = tf.constant(0.0)
+        reduction = self._settings["reduction"]
+        for k, lam in zip(self._rev.reverse.constrained, self._lambdas):
+            if lam:
+                total += lam * losses.reconstruction_error(taps[k], rev[k], reduction)
+        if reduction == "mean":
+            total /= _num_replicas()
+        return total
+
+    def _latent_term(self, y, y_pred, sample_weight, training):
+        lg, head = self._latent, self._rev.latent_head
+        o = tf.stop_gradient(tf.cast(y_pred, tf.float32))
+        step = tf.cast(self.optimizer.iterations, tf.int32) if self.optimizer else 0
+        t = losses.transform_output(o, lg.num_entries, lg.closeness, tf.stack([lg.seed, step]))
+        from keras_reversible.rules import ReverseContext
+
+        ctx = ReverseContext([head["input_shape"]], training=training, options={})
+        alpha = head["rule"].fn(head["layer"], t, ctx)
+        for op in head["range_ops"]:
+            alpha = op(alpha, ctx)
+        o_hat = head["layer"](alpha)
+        for layer in head["chain"]:
+            o_hat = layer(o_hat, training=training) if layer._call_has_training_arg else layer(o_hat)
+        return lg.weight * self._compile_loss(y, o_hat, sample_weight)
+
+    def _regularization_terms(self):
+        ortho, other = [], []
+        for v in self._regularized():
+            (ortho if isinstance(v.regularizer, SRIP) else other).append(
+                tf.cast(v.regularizer(v), tf.float32)
+            )
+        for layer in self._flatten_layers():
+            other.extend(tf.cast(loss, tf.float32) for loss in layer._get_own_losses())
+        scale = 1.0 / _num_replicas()
+        return (
+            tf.add_n(ortho) * scale if ortho else None,
+            tf.add_n(other) * scale if other else None,
+        )
+
+    def _loss_terms(self, x, y, sample_weight, training):
+        y_pred, taps = self._forward(x, training)
+        terms = {}
+        if self._compile_loss is not None:
+            terms["task_loss"] = tf.cast(self._compile_loss(y, y_pred, sample_weight), tf.float32)
+        terms["racecar_loss"] = self._racecar_term(taps, training)
+        if self._latent is not None:
+            terms["latent_loss"] = tf.cast(
+                self._latent_term(y, y_pred, sample_weight, training), tf.float32
+            )
+        terms["ortho_loss"], terms["regularization_loss"] = self._regularization_terms()
+        return y_pred, terms
+
+    def _track(self, terms, x):
+        batch = tf.shape(keras.tree.flatten(x)[0])[0]
+        replicas = float(_num_replicas())
+        total = tf.add_n([v for v in terms.values() if v is not None] or [tf.constant(0.0)])
+        self._loss_tracker.update_state(total * replicas, sample_weight=batch)
+        for name, value in terms.items():
+            tracker = getattr(self, f"{name}_tracker", None)
+            if tracker is not None:
+                value = tf.constant(0.0) if value is None else value
+                tracker.update_state(value * replicas, sample_weight=batch)
+        return total
+
+    @staticmethod
+    def _check_finite(x):
+        for t in keras.tree.flatten(x):
+            if t is not None and t.dtype.is_floating:
+                tf.debugging.assert_all_finite(
+                    t,
+                    "ReversibleModel: the input batch contains NaN or Inf. The "
+                    "racecar loss compares reconstructions with the input, so "
+                    "every gradient would be NaN; no weight was updated. Clean "
+                    "the data (e.g. dataset.filter on tf.math.is_finite).",
+                )
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        self._check_finite(x)
+        with tf.GradientTape() as tape:
+            y_pred, terms = self._loss_terms(x, y, sample_weight, training=True)
+            total = self._track(terms, x)
+            scaled = self.optimizer.scale_loss(total) if self.optimizer else total
+        variables = self.trainable_weights
+        gradients = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        self._check_finite(x)
+        y_pred, terms = self._loss_terms(x, y, sample_weight, training=False)
+        self._track(terms, x)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    # ------------------------------------------------------------------
+    # Inspection
+
+    def _function(self, name, fn):
+        if name not in self._rev.functions:
+            self._rev.functions[name] = tf.function(fn, reduce_retracing=True)
+        return self._rev.functions[name]
+
+    def _batched(self, x, batch_size, fn):
+        """Runs ``fn`` over ``x`` in batches, returns numpy (nested) results."""
+        flat = [np.asarray(t) for t in keras.tree.flatten(x)]
+        n = flat[0].shape[0]
+        pieces = []
+        for start in range(0, n, batch_size):
+            chunk = [t[start:start + batch_size] for t in flat]
+            chunk = keras.tree.pack_sequence_as(x, chunk)
+            pieces.append(keras.tree.map_structure(lambda t: np.asarray(t), fn(chunk)))
+        return keras.tree.map_structure(lambda *ts: np.concatenate(ts, axis=0), *pieces)
+
+    def reconstruct(self, x, batch_size=256, training=False):
+        """The reverse pass back to input space (RN's x̄, racecar's ``I'``).
+
+        Shape-only ops in front of the first weight layer (e.g. ZeroPadding)
+        are reversed too, so the result has the shape of ``x``.
+
+        Args:
+            x: input batch (numpy or tensor), structured like the model inputs.
+            batch_size: batch size for large arrays.
+            training: run reverse BatchNormalization with batch statistics.
+
+        Returns:
+            numpy array(s) shaped like ``x``.
+        """
+
+        def run(xb):
+            _, taps = self._forward(xb, training)
+            rev = self._reverse(taps, training)
+            out = [rev[graph_lib.key(t)] for t in keras.tree.flatten(self.inputs)]
+            return out[0] if len(out) == 1 else out
+
+        fn = self._function(f"reconstruct_{training}", run)
+        return self._batched(x, batch_size, fn)
+
+    def reverse_activations(self, x, batch_size=256, training=False):
+        """The pairs ``(L_m, L'_m)`` for ``m = 1..s``, forward order.
+
+        Args:
+            x: input batch.
+            batch_size: batch size for large arrays.
+            training: reverse BatchNormalization with batch statistics.
+
+        Returns:
+            list of ``(L_m, L'_m)`` numpy pairs.
+        """
+        keys = self._rev.reverse.constrained[: self._depth]
+        if not keys:
+            return []
+
+        def run(xb):
+            _, taps = self._forward(xb, training)
+            rev = self._reverse(taps, training)
+            return [[taps[k] for k in keys], [rev[k] for k in keys]]
+
+        fn = self._function(f"activations_{training}", run)
+        forward, reverse = self._batched(x, batch_size, fn)
+        return list(zip(forward, reverse))
+
+    def to_standard(self):
+        """Phase II: a plain ``keras.Model`` with copies of the same weights.
+
+        The result has no reverse pass and trains with the task loss only; it
+        shares no variables with this model, so training it leaves the
+        phase-I model unchanged.
+        """
+        plain = keras.Model(self.inputs, self.outputs, name=self.name)
+        clone = keras.models.clone_model(plain)
+        clone.set_weights(plain.get_weights())
+        return clone
+
+    # ------------------------------------------------------------------
+    # Serialization
+
+    def get_config(self):
+        config = super().get_config()
+        settings = dict(self._settings)
+        if callable(settings["input_range"]):
+            settings["input_range"] = keras.activations.serialize(settings["input_range"])
+        lg = settings["latent_generation"]
+        if isinstance(lg, losses.LatentGeneration):
+            import dataclasses
+
+            settings["latent_generation"] = dataclasses.asdict(lg)
+        config.update(settings)
+        return config
+
+
+def make_reversible(model, **settings):
+    """Wraps a functional or Sequential Keras model as a ``ReversibleModel``.
+
+    The result shares the layers (and so the weights) of ``model``.
+
+    Args:
+        model: a built functional ``keras.Model`` or ``keras.Sequential``.
+        **settings: reversal settings of ``ReversibleModel`` (``depth``,
+            ``racecar_weight``, ``reverse_from``, ``input_range``,
+            ``reduction``, ``latent_generation``, ``max_pool_reverse``,
+            ``upsample_reverse``).
+
+    Returns:
+        A ``ReversibleModel``.
+
+    Raises:
+        TypeError: ``model`` is not a functional or Sequential model (for
+            example a subclassed model, whose graph cannot be walked).
+        ValueError: see ``ReversibleModel``.
+
+    Example:
+
+    ```python
+    base = keras.applications.VGG19(weights=None, input_shape=(32, 32, 3), classes=10)
+    model = kr.make_reversible(base, reverse_from="block5_conv4", input_range="relu")
+    ```
+    """
+    from keras.src.models.functional import Functional
+
+    if isinstance(model, keras.Sequential):
+        if not model.built or not getattr(model, "inputs", None):
+            raise ValueError(
+                f"make_reversible: Sequential model '{model.name}' has no "
+                "inputs yet; start it with keras.Input(shape) or build it."
+            )
+    elif not isinstance(model, Functional):
+        raise TypeError(
+            f"make_reversible needs a functional or Sequential Keras model; "
+            f"'{getattr(model, 'name', model)}' is a {type(model).__name__}, "
+            "whose graph cannot be walked (a subclassed model has no symbolic "
+            "graph). Rebuild it with the functional API: "
+            "keras.Model(inputs, outputs)."
+        )
+    return ReversibleModel(model.inputs, model.outputs, name=model.name, **settings)
