@@ -279,8 +279,8 @@ class ReverseGraph:
 
     def describe(self):
         """A readable listing of the reverse program."""
-        names = {k: self.tensors[k].name for k in self.tensors}
-        lines = [f"reverse pass from {names.get(key(self.start))}"]
+        start_layer, _ = producer(self.start)
+        lines = [f"reverse pass from the output of '{start_layer.name}' (I_r)"]
         for step in self.steps:
             lines.append(
                 f"  {step.layer.name:<28} {type(step.layer).__name__:<22} "

@@ -311,12 +311,24 @@ def _dense(layer, y, ctx):
     return tf.tensordot(_minus_bias(layer, y), kernel, axes=[[y.shape.rank - 1], [1]])
 
 
+def _conv_linear(layer, x):
+    """The linear part of a Conv layer, causal padding included."""
+    padding = layer.padding
+    if padding == "causal":
+        x = keras.ops.pad(x, layer._compute_causal_padding())
+        padding = "valid"
+    return keras.ops.conv(
+        x, _f(layer.kernel, x), strides=list(layer.strides), padding=padding,
+        dilation_rate=layer.dilation_rate, data_format=layer.data_format,
+    )
+
+
 def _conv(layer, y, ctx):
     _check_channels_last(layer)
     y = _minus_bias(layer, y)
     if layer.groups != 1 or layer.padding == "causal":
         primal = ctx.zeros_like_input(0, y)
-        return vjp(lambda x: layer.convolution_op(x, _f(layer.kernel, x)), [primal], y)[0]
+        return vjp(lambda x: _conv_linear(layer, x), [primal], y)[0]
     shape = ctx.input_shapes[0]
     out_shape = tf.concat([tf.shape(y)[:1], tf.constant(shape[1:], tf.int32)], 0)
     return tf.nn.conv_transpose(

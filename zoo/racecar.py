@@ -1,0 +1,105 @@
+"""The racecar paper's own networks (appendix A, tables 7 and 9)."""
+
+import keras
+
+import keras_reversible as kr
+from zoo.registry import register
+
+
+def _settings(defaults, overrides):
+    settings = dict(defaults)
+    settings.update({k: v for k, v in overrides.items()})
+    return settings
+
+
+MI_NET_DEFAULTS = dict(racecar_weight=1e-2, reduction="l2_loss", input_range="tanh")
+
+
+@register("racecar", "table 7 (hyper-parameters: table 8)", depth=6, **MI_NET_DEFAULTS,
+          reverse_from="output (O)")
+def racecar_mi_net(num_classes=2, input_shape=(12,), **reversal):
+    """The fully connected MI network of racecar table 7 (294 parameters).
+
+    ``I(12) → tanh(FC(10)) → tanh(FC(7)) → tanh(FC(5)) → tanh(FC(4)) →
+    tanh(FC(3)) → tanh(FC(2)) = O``. The reverse pass starts at ``O`` and
+    every layer is constrained (RR⁶); ``L'_1`` goes through ``tanh`` (the
+    input range op of table 7's reverse pass). The output is ``tanh``-bounded:
+    train it with ``SparseCategoricalCrossentropy(from_logits=True)``.
+
+    Args:
+        num_classes: output units (2 in the paper).
+        input_shape: ``(12,)`` in the paper.
+        **reversal: reversal settings of ``kr.ReversibleModel``; defaults are
+            the paper's (λ = 1e-2 with the ``l2_loss`` reduction, depth 6,
+            ``input_range="tanh"``). ``depth=0`` gives the Std model,
+            ``depth=1`` RR¹.
+
+    Returns:
+        A ``kr.ReversibleModel``.
+
+    Example:
+
+    ```python
+    import zoo
+    model = zoo.racecar_mi_net()
+    model.count_params()  # 294
+    ```
+
+    References:
+        Xie & Thuerey, racecar training, section 4 and appendix A.1, table 7.
+    """
+    inputs = keras.Input(input_shape, name="bits")
+    x = inputs
+    for i, units in enumerate((10, 7, 5, 4, 3), start=1):
+        x = keras.layers.Dense(units, activation="tanh", name=f"fc{i}")(x)
+    outputs = keras.layers.Dense(num_classes, activation="tanh", name="fc6")(x)
+    return kr.ReversibleModel(
+        inputs, outputs, name="racecar_mi_net", **_settings(MI_NET_DEFAULTS, reversal)
+    )
+
+
+MNIST_CNN_DEFAULTS = dict(
+    racecar_weight=1e-5, reduction="l2_loss", input_range="relu", reverse_from="conv3"
+)
+
+
+@register("racecar", "table 9 (hyper-parameters: table 10)", depth=3, **MNIST_CNN_DEFAULTS)
+def racecar_mnist_cnn(num_classes=10, input_shape=(28, 28, 1), **reversal):
+    """The MNIST CNN of racecar table 9 (38,645 parameters).
+
+    ``I(28,28,1) → relu(C(3,64)) → MP → relu(C(3,64)) → MP → relu(C(3,1)) =
+    I_r → FC(10)``. The reverse pass starts at ``I_r`` (layer ``conv3``) and
+    skips the classifier; ``L'_1`` goes through ``relu`` (images in [0, 1]).
+    The output is logits.
+
+    Args:
+        num_classes: classes (10).
+        input_shape: ``(28, 28, 1)`` in the paper.
+        **reversal: reversal settings; defaults are the paper's (λ = 1e-5
+            with ``l2_loss``, depth 3 = RR³). ``depth=0`` gives Std.
+
+    Returns:
+        A ``kr.ReversibleModel``.
+
+    Example:
+
+    ```python
+    import zoo
+    model = zoo.racecar_mnist_cnn()
+    model.count_params()  # 38645
+    ```
+
+    References:
+        Xie & Thuerey, racecar training, section 5.1 and appendix A.2, table 9.
+    """
+    inputs = keras.Input(input_shape, name="image")
+    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = keras.layers.MaxPooling2D(name="pool1")(x)
+    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="conv2")(x)
+    x = keras.layers.MaxPooling2D(name="pool2")(x)
+    x = keras.layers.Conv2D(1, 3, padding="same", activation="relu", name="conv3")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    outputs = keras.layers.Dense(num_classes, name="fc")(x)
+    return kr.ReversibleModel(
+        inputs, outputs, name="racecar_mnist_cnn", **_settings(MNIST_CNN_DEFAULTS, reversal)
+    )
