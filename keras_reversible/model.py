@@ -296,7 +296,7 @@ class ReversibleModel(keras.Model):
         outputs = keras.tree.flatten(self.outputs)
         input_keys = {graph_lib.key(t) for t in keras.tree.flatten(self.inputs)}
         extra = [t for k, t in zip(tap_keys, tap_tensors) if k not in input_keys]
-        taps_model = keras.Model(self.inputs, [*outputs, *extra], name=f"{self.name}_taps")
+        taps_model = keras.Model(self._inputs_struct, [*outputs, *extra], name=f"{self.name}_taps")
         latent_head = self._find_latent_head(reverse) if self._latent else None
         internals = _Internals(reverse, taps_model, [graph_lib.key(t) for t in extra], latent_head)
         return internals
@@ -368,7 +368,7 @@ class ReversibleModel(keras.Model):
         values = self._rev.taps_model(x, training=training)
         values = values if isinstance(values, (list, tuple)) else [values]
         n_out = len(keras.tree.flatten(self.outputs))
-        y_pred = keras.tree.pack_sequence_as(self.outputs, list(values[:n_out]))
+        y_pred = keras.tree.pack_sequence_as(self._outputs_struct, list(values[:n_out]))
         taps = dict(zip(self._rev.tap_keys, values[n_out:]))
         for t, v in zip(keras.tree.flatten(self.inputs), flat_x):
             taps[graph_lib.key(t)] = v
