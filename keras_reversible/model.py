@@ -449,19 +449,24 @@ class ReversibleModel(keras.Model):
 
     @staticmethod
     def _check_finite(x):
-        for t in keras.tree.flatten(x):
-            if t is not None and t.dtype.is_floating:
-                tf.debugging.assert_all_finite(
-                    t,
-                    "ReversibleModel: the input batch contains NaN or Inf. The "
-                    "racecar loss compares reconstructions with the input, so "
-                    "every gradient would be NaN; no weight was updated. Clean "
-                    "the data (e.g. dataset.filter on tf.math.is_finite).",
-                )
+        """``x`` with a NaN/Inf check attached (the step must use the result)."""
+
+        def check(t):
+            if t is None or not t.dtype.is_floating:
+                return t
+            return tf.debugging.assert_all_finite(
+                t,
+                "ReversibleModel: the input batch contains NaN or Inf. The "
+                "racecar loss compares reconstructions with the input, so "
+                "every gradient would be NaN; no weight was updated. Clean "
+                "the data (e.g. dataset.filter on tf.math.is_finite).",
+            )
+
+        return keras.tree.map_structure(check, x)
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        self._check_finite(x)
+        x = self._check_finite(x)
         with tf.GradientTape() as tape:
             y_pred, terms = self._loss_terms(x, y, sample_weight, training=True)
             total = self._track(terms, x)
@@ -473,7 +478,7 @@ class ReversibleModel(keras.Model):
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        self._check_finite(x)
+        x = self._check_finite(x)
         y_pred, terms = self._loss_terms(x, y, sample_weight, training=False)
         self._track(terms, x)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)

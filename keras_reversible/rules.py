@@ -433,7 +433,10 @@ def _batch_norm_range(layer, x, ctx):
     In training the reverse signal is normalised with its own batch
     statistics; otherwise with the forward layer's moving statistics.
     """
-    axis = layer.axis if layer.axis >= 0 else x.shape.rank + layer.axis
+    # The channel axis counted from the end of the layer's own input, so the
+    # op also applies after a rank-changing op such as global pooling.
+    rank_in = len(layer.input.shape)
+    axis = x.shape.rank + (layer.axis % rank_in) - rank_in
     if ctx.training:
         reduce = [a for a in range(x.shape.rank) if a != axis]
         mean, var = tf.nn.moments(x, reduce, keepdims=True)
