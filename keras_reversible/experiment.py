@@ -1,0 +1,153 @@
+"""Plumbing shared by the example scripts: results, resumable runs, progress.
+
+Every example writes ``results.json`` (its numbers, the command, seeds,
+epochs, library versions) and PNGs under one output folder. Files are written
+atomically (temporary file, then rename), so an interrupted run never leaves
+a half-written file; finished runs are cached so a killed study resumes from
+its last finished model.
+"""
+
+import contextlib
+import json
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+
+import keras
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path next to ``path``; renames it on success.
+
+    Example:
+
+    ```python
+    with atomic_path("out/fig.png") as tmp:
+        fig.savefig(tmp, format="png")
+    ```
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.splitext(path)[1])
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def write_json(path, data):
+    """Writes ``data`` (numpy values allowed) as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(_jsonable(data), f, indent=2, sort_keys=False)
+            f.write("\n")
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def environment():
+    """Command line, library versions and machine, for ``results.json``."""
+    import tensorflow as tf
+
+    import keras_reversible
+
+    return {
+        "command": " ".join(shlex.quote(a) for a in [os.path.basename(sys.executable), *sys.argv]),
+        "versions": {
+            "keras_reversible": keras_reversible.__version__,
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
+                   f"{len(tf.config.list_physical_devices('GPU'))} GPUs",
+        "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+class RunCache:
+    """One JSON file per finished run under ``<out>/runs/``: resumable studies.
+
+    Example:
+
+    ```python
+    cache = RunCache("runs/mi")
+    result = cache.get("std_a-seed0")
+    if result is None:
+        result = train(...)
+        cache.put("std_a-seed0", result)
+    ```
+    """
+
+    def __init__(self, out_dir, settings=None):
+        self.dir = os.path.join(out_dir, "runs")
+        self.settings = _jsonable(settings or {})
+
+    def _path(self, key):
+        return os.path.join(self.dir, f"{key}.json")
+
+    def get(self, key):
+        """The cached result of ``key``, or None (also when settings changed)."""
+        path = self._path(key)
+        if not os.path.exists(path):
+            return None
+        entry = read_json(path)
+        if entry.get("settings") != self.settings:
+            return None
+        return entry["result"]
+
+    def put(self, key, result):
+        write_json(self._path(key), {"settings": self.settings, "result": result})
+
+    def model_path(self, key):
+        return os.path.join(self.dir, f"{key}.keras")
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """Prints one line every ``every`` epochs with every logged metric.
+
+    Args:
+        label: prefix of each line (e.g. the model name).
+        every: print period in epochs.
+        total: total epochs, for the ``epoch k/total`` counter.
+    """
+
+    def __init__(self, label, every, total):
+        super().__init__()
+        self.label, self.every, self.total = label, max(1, int(every)), total
+        self.start = None
+
+    def on_train_begin(self, logs=None):
+        self.start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        done = epoch + 1
+        if done % self.every and done != self.total:
+            return
+        parts = " ".join(f"{k}={v:.4g}" for k, v in sorted((logs or {}).items()))
+        print(f"  {self.label}: epoch {done}/{self.total} "
+              f"({time.time() - self.start:.0f}s) {parts}", flush=True)
