@@ -84,7 +84,11 @@ def train_one(name, depth, seed, epochs, split):
     )
     seconds = time.time() - start
     rec = model.reconstruct(x_test)
+    pairs = model.reverse_activations(x_test, depth=model.num_constrained)
     return {
+        "layer_relative_error": [
+            float(np.linalg.norm(r - f) / np.linalg.norm(f)) for f, r in pairs
+        ],
         "test_accuracy": float(curve[-1][1]),
         "curve": curve,
         "reconstruction_mse": float(np.mean((rec - x_test) ** 2)),
@@ -94,25 +98,40 @@ def train_one(name, depth, seed, epochs, split):
 
 
 def plot_reconstructions(path, x_test, results):
+    """Inputs vs I' (examples sorted by bit count) and per-layer errors."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("input I (test set)", x_test[:16], None)]
+    order = np.argsort(x_test[:16].sum(axis=1), kind="stable")
+    panels = [("input I (16 test patterns)", x_test[:16][order])]
     for name, runs in results.items():
-        rec = np.asarray(runs[0]["reconstruction_examples"])
-        panels.append((f"{name}: I'  (MSE {runs[0]['reconstruction_mse']:.3f})", rec, name))
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 4.2))
-    for ax, (title, values, _) in zip(axes, panels):
+        rec = np.asarray(runs[0]["reconstruction_examples"])[order]
+        panels.append((f"{name}: I' (MSE {runs[0]['reconstruction_mse']:.3f})", rec))
+    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(3.3 * (len(panels) + 1), 4.4),
+                             gridspec_kw={"width_ratios": [1] * len(panels) + [1.4]})
+    for ax, (title, values) in zip(axes, panels):
         im = ax.imshow(values, cmap="RdBu_r", vmin=-1, vmax=1)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("bit")
-        ax.set_ylabel("test example")
-    fig.colorbar(im, ax=axes, shrink=0.8)
-    fig.suptitle("12-bit MI task: inputs and regenerated inputs I' (first seed)")
+        ax.set_yticks([])
+    axes[0].set_ylabel("test pattern (sorted by number of 1s)")
+    fig.colorbar(im, ax=axes[: len(panels)], shrink=0.7, location="bottom")
+    ax = axes[-1]
+    width = 0.8 / len(results)
+    for i, (name, runs) in enumerate(results.items()):
+        err = np.mean([r["layer_relative_error"] for r in runs], axis=0)
+        ax.bar(np.arange(1, len(err) + 1) + (i - (len(results) - 1) / 2) * width, err, width,
+               label=name, color={"Std_A": "tab:orange", "RR6_A": "tab:green"}.get(name))
+    ax.set_yscale("log")
+    ax.set_xlabel("constrained point m (L_1 = input)")
+    ax.set_title("||L'_m - L_m|| / ||L_m||, test set", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.suptitle("12-bit MI task: regenerated inputs I' and every layer's reconstruction "
+                 "(the reverse pass starts at the 2-unit output)", fontsize=10)
     with experiment.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
     plt.close(fig)
 
 
@@ -147,6 +166,7 @@ def main(argv):
     settings = {
         "epochs": epochs, "batch_size": FLAGS.batch_size,
         "learning_rate": FLAGS.learning_rate, "racecar_weight": FLAGS.racecar_weight,
+        "result_format": 2,  # bump when a run records new fields
     }
     cache = experiment.RunCache(FLAGS.out, settings)
     print(f"racecar MI study: models {list(MODELS)}, seeds {seeds}, {epochs} epochs -> {FLAGS.out}")
@@ -174,6 +194,8 @@ def main(argv):
             "test_accuracy_mean": float(np.mean(acc)),
             "test_accuracy_std": float(np.std(acc)),
             "reconstruction_mse": [r["reconstruction_mse"] for r in runs],
+            "layer_relative_error_mean": np.mean(
+                [r["layer_relative_error"] for r in runs], axis=0).tolist(),
             "seconds_per_run": [r["seconds"] for r in runs],
             "paper_table1_mean_std": PAPER_TABLE1[name],
         }
@@ -188,12 +210,15 @@ def main(argv):
     plot_reconstructions(os.path.join(FLAGS.out, "reconstructions.png"), x_test, results)
     plot_curves(os.path.join(FLAGS.out, "accuracy.png"), results)
     experiment.write_json(os.path.join(FLAGS.out, "results.json"), out)
-    print("\n  model   test accuracy (ours)   paper table 1   reconstruction MSE of I'")
+    print("\n  model   test accuracy (ours)   paper table 1   MSE of I'   "
+          "||L'_m - L_m||/||L_m||, m = 1..6")
     for name, s in summary.items():
         paper = "{:.3f} ± {:.3f}".format(*s["paper_table1_mean_std"])
+        layers = " ".join(f"{e:.2g}" for e in s["layer_relative_error_mean"])
         print(f"  {name:<7} {s['test_accuracy_mean']:.3f} ± {s['test_accuracy_std']:.3f}"
-              f"          {paper}   {np.mean(s['reconstruction_mse']):.3f}")
-    print(f"\nwrote {FLAGS.out}/results.json, reconstructions.png, accuracy.png")
+              f"          {paper}   {np.mean(s['reconstruction_mse']):.3f}       {layers}")
+    out_dir = os.path.abspath(FLAGS.out)
+    print(f"\nwrote {out_dir}/results.json, reconstructions.png, accuracy.png")
 
 
 if __name__ == "__main__":

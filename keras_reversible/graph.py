@@ -220,9 +220,13 @@ class ReverseGraph:
     # ------------------------------------------------------------------
     # Execution
 
-    def tap_tensors(self, depth):
-        """Forward tensors the reverse pass and the loss need, by key."""
-        keys = [key(self.start), *self.constrained[:depth]]
+    def tap_tensors(self):
+        """Forward tensors the reverse pass and the losses need, by key.
+
+        Every constrained point is tapped (whatever the depth): these tensors
+        are computed by the forward pass and kept for backprop anyway.
+        """
+        keys = [key(self.start), *self.constrained]
         for step in self.steps:
             if step.tap_inputs:
                 keys.extend(step.input_keys)

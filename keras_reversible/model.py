@@ -292,7 +292,7 @@ class ReversibleModel(keras.Model):
             weights = [weights] * depth
         self._depth = depth
         self._lambdas = weights
-        tap_keys, tap_tensors = reverse.tap_tensors(depth)
+        tap_keys, tap_tensors = reverse.tap_tensors()
         outputs = keras.tree.flatten(self.outputs)
         input_keys = {graph_lib.key(t) for t in keras.tree.flatten(self.inputs)}
         extra = [t for k, t in zip(tap_keys, tap_tensors) if k not in input_keys]
@@ -526,18 +526,29 @@ class ReversibleModel(keras.Model):
         fn = self._function(f"reconstruct_{training}", run)
         return self._batched(x, batch_size, fn)
 
-    def reverse_activations(self, x, batch_size=256, training=False):
-        """The pairs ``(L_m, L'_m)`` for ``m = 1..s``, forward order.
+    def reverse_activations(self, x, batch_size=256, training=False, depth=None):
+        """The pairs ``(L_m, L'_m)`` for ``m = 1..depth``, forward order.
 
         Args:
             x: input batch.
             batch_size: batch size for large arrays.
             training: reverse BatchNormalization with batch statistics.
+            depth: how many points; default the model's ``depth`` (``s``).
+                Up to ``num_constrained``: a model trained with fewer
+                constrained points (or none, ``Std``) can still be probed.
 
         Returns:
             list of ``(L_m, L'_m)`` numpy pairs.
+
+        Raises:
+            ValueError: ``depth`` above ``num_constrained``.
         """
-        keys = self._rev.reverse.constrained[: self._depth]
+        depth = self._depth if depth is None else depth
+        if not 0 <= depth <= self.num_constrained:
+            raise ValueError(
+                f"reverse_activations: depth must be in [0, {self.num_constrained}], got {depth}."
+            )
+        keys = self._rev.reverse.constrained[:depth]
         if not keys:
             return []
 
@@ -546,7 +557,7 @@ class ReversibleModel(keras.Model):
             rev = self._reverse(taps, training)
             return [[taps[k] for k in keys], [rev[k] for k in keys]]
 
-        fn = self._function(f"activations_{training}", run)
+        fn = self._function(f"activations_{training}_{depth}", run)
         forward, reverse = self._batched(x, batch_size, fn)
         return list(zip(forward, reverse))
 

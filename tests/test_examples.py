@@ -27,6 +27,7 @@ def test_racecar_mi_tiny_and_resumes(tmp_path):
         assert 0.0 <= r["test_accuracy_mean"] <= 1.0
         assert r["reconstruction_mse"][0] >= 0
         assert len(r["paper_table1_mean_std"]) == 2
+        assert len(r["layer_relative_error_mean"]) == 6
     assert "tensorflow" in results["versions"] and results["command"]
     for png in ("reconstructions.png", "accuracy.png"):
         assert (out / png).read_bytes()[:8] == PNG_MAGIC

@@ -102,6 +102,16 @@ def test_shapes_and_tied_variables(build):
     assert model.reconstruct(x).shape == x.shape
 
 
+def test_reverse_activations_can_probe_beyond_the_trained_depth():
+    model = zoo.racecar_mnist_cnn(depth=0)
+    x, _ = _data(2)
+    assert model.reverse_activations(x) == []
+    pairs = model.reverse_activations(x, depth=3)
+    assert [f.shape for f, _ in pairs] == [(2, 28, 28, 1), (2, 14, 14, 64), (2, 7, 7, 64)]
+    with pytest.raises(ValueError, match=r"depth must be in \[0, 3\], got 4"):
+        model.reverse_activations(x, depth=4)
+
+
 def test_make_reversible_shares_layers_and_accepts_sequential():
     seq = keras.Sequential([keras.Input((8,)), L.Dense(4, activation="relu"), L.Dense(2)])
     model = kr.make_reversible(seq, input_range="relu")
