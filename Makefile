@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv test demo clean
+.PHONY: venv test demo clean bazel-test
 
 $(STAMP): requirements.lock setup.cfg
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,3 +25,20 @@ demo: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# `bazel test //...` on the top-level BUILD, offline (third_party/bazel_stubs), with
+# the .venv interpreter. Installs Debian's bazel-bootstrap when bazel is missing.
+# Tests read data from ../shared/data (override: make bazel-test BAZEL_DATA=/path).
+BAZEL      ?= bazel
+BAZEL_DATA ?= $(abspath $(CURDIR)/../shared/data)
+BAZEL_ARGS ?= //...
+
+bazel-test: $(STAMP)
+	@command -v $(BAZEL) >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update && $$SUDO apt-get install -y bazel-bootstrap; }
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(BAZEL) test $(BAZEL_ARGS) \
+	  --python_path="$(CURDIR)/$(PY)" \
+	  --test_env=KERAS_REVERSIBLE_DATA="$(BAZEL_DATA)" \
+	  --test_env=HOME --test_env=TF_CPP_MIN_LOG_LEVEL \
+	  --test_output=errors
