@@ -17,3 +17,11 @@ def shared_data():
                     "shared/data above the working directory), or set KERAS_REVERSIBLE_DATA "
                     "to the folder holding mnist/, mi_sphere/, ...", pytrace=False)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_weights():
+    """Every test starts from the same Python, NumPy and Keras seeds."""
+    import keras
+
+    keras.utils.set_random_seed(0)
