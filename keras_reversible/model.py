@@ -1,5 +1,7 @@
 """``ReversibleModel``: a functional Keras model trained with its reverse pass."""
 
+import dataclasses
+import difflib
 import numbers
 
 import keras
@@ -7,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_reversible import graph as graph_lib
-from keras_reversible import losses
+from keras_reversible import losses, rules
 from keras_reversible.regularizers import SRIP
 
 MAX_POOL_REVERSE = ("upsample", "unpool")
@@ -245,8 +247,6 @@ class ReversibleModel(keras.Model):
             return outputs[0]
         names = [layer.name for layer in self.layers]
         if name not in names:
-            import difflib
-
             close = difflib.get_close_matches(name, names, n=3)
             hint = f" Did you mean {close}?" if close else ""
             raise ValueError(
@@ -303,8 +303,6 @@ class ReversibleModel(keras.Model):
 
     def _find_latent_head(self, reverse):
         """The last weight layer and the single-input layers after it."""
-        from keras_reversible import rules
-
         outputs = keras.tree.flatten(self.outputs)
         if len(outputs) != 1:
             raise ValueError("latent_generation needs a model with one output.")
@@ -397,9 +395,7 @@ class ReversibleModel(keras.Model):
         o = tf.stop_gradient(tf.cast(y_pred, tf.float32))
         step = tf.cast(self.optimizer.iterations, tf.int32) if self.optimizer else 0
         t = losses.transform_output(o, lg.num_entries, lg.closeness, tf.stack([lg.seed, step]))
-        from keras_reversible.rules import ReverseContext
-
-        ctx = ReverseContext([head["input_shape"]], training=training, options={})
+        ctx = rules.ReverseContext([head["input_shape"]], training=training, options={})
         alpha = head["rule"].fn(head["layer"], t, ctx)
         for op in head["range_ops"]:
             alpha = op(alpha, ctx)
@@ -583,8 +579,6 @@ class ReversibleModel(keras.Model):
             settings["input_range"] = keras.activations.serialize(settings["input_range"])
         lg = settings["latent_generation"]
         if isinstance(lg, losses.LatentGeneration):
-            import dataclasses
-
             settings["latent_generation"] = dataclasses.asdict(lg)
         config.update(settings)
         return config
