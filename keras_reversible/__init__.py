@@ -5,7 +5,7 @@ learning) and racecar training. See ``ReversibleModel`` and
 ``make_reversible``.
 """
 
-from keras_reversible import callbacks, losses, regularizers, rules
+from keras_reversible import callbacks, information, losses, regularizers, rules
 from keras_reversible.losses import LatentGeneration
 from keras_reversible.model import ReversibleModel, make_reversible
 from keras_reversible.regularizers import SRIP
@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 __all__ = [
     "LatentGeneration",
     "callbacks",
+    "information",
     "ReversibleModel",
     "SRIP",
     "UnsupportedLayerError",
