@@ -167,3 +167,16 @@ def test_tfds_route_mock_data():
         ds = data.cifar_dataset("cifar100", "test", batch_size=5, source="tfds")
         xb, yb = next(iter(ds))
         assert tuple(xb.shape) == (5, 32, 32, 3) and yb.dtype == tf.int32
+
+
+def test_augmentation_is_seeded_and_varies_per_epoch(cifar10_dir):
+    kw = dict(name="cifar10", split="test", batch_size=32, data_dir=cifar10_dir, limit=32,
+              shuffle=False, augment=True, normalization="none")
+    ds = data.cifar_dataset(seed=3, **kw)
+    first = next(iter(ds))[0].numpy()
+    second = next(iter(ds))[0].numpy()
+    again = next(iter(data.cifar_dataset(seed=3, **kw)))[0].numpy()
+    np.testing.assert_array_equal(first, again)
+    assert np.any(first != second)
+    other = next(iter(data.cifar_dataset(seed=4, **kw)))[0].numpy()
+    assert np.any(first != other)

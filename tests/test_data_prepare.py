@@ -66,15 +66,25 @@ def test_missing_and_corrupt_input_leave_no_output(tmp_path, tiny_mnist):
     r = run_prepare("mnist", "--source", str(tiny_mnist), "--out", str(out), cwd=tmp_path)
     assert r.returncode == 1
     assert "t10k-labels-idx1-ubyte" in r.stderr and "Traceback" not in r.stderr
-    assert not (out / "mnist").exists()
-    assert not [p for p in out.iterdir()] if out.exists() else True
+    assert not out.exists() or not list(out.iterdir())
     # Corrupt file: truncated gzip.
     (tiny_mnist / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b\x08garbage")
     r = run_prepare("mnist", "--source", str(tiny_mnist), "--out", str(out), cwd=tmp_path)
     assert r.returncode == 1 and "t10k-labels-idx1-ubyte.gz" in r.stderr
     assert not (out / "mnist").exists() and not list(out.iterdir())
-    r = run_prepare("cifar10", "--source", str(tmp_path / "nope"), "--out", str(out), cwd=tmp_path)
-    assert r.returncode == 1 and "nope" in r.stderr
+
+
+
+def test_missing_source_folder_in_process(tmp_path, capsys):
+    from keras_reversible.data.__main__ import main
+
+    out = tmp_path / "out"
+    assert main(["prepare", "cifar10", "--source", str(tmp_path / "nope"), "--out", str(out)]) == 1
+    assert "nope" in capsys.readouterr().err
+    assert not out.exists() or not list(out.iterdir())
+    assert main(["prepare", "smoke", "--out", str(out), "--resolution", "30"]) == 1
+    assert "multiple" in capsys.readouterr().err
+    assert not list(out.iterdir())
 
 
 def test_cifar_prepare_from_pickles_and_project_npz(tmp_path, shared_data):

@@ -59,6 +59,7 @@ def test_cache_hit_and_json(small, cache):
     params = json.loads(small["path"].with_suffix(".json").read_text())
     assert params["resolution"] == 32 and len(params["simulations"]) == 2
     assert not list(cache.glob(".*.tmp"))
+    assert small["path"].stat().st_mode & 0o777 == 0o644
 
 
 def test_deterministic_and_new_parameters_give_new_data(small, cache, tmp_path):

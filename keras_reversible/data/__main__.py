@@ -1,7 +1,8 @@
 """``python -m keras_reversible.data prepare NAME --source PATH [--out DIR]``.
 
 Turns local files into the folders the loaders read, under ``OUT/NAME/``
-(default ``OUT`` = ``./prepared_data``):
+(default ``OUT`` = ``./prepared_data``; default ``--source``: see
+``default_source``):
 
 - ``mnist``, ``fashion_mnist``: the four IDX files of ``--source``, checked
   with ``read_idx`` and copied (read with ``data_dir=OUT/NAME``);
@@ -72,6 +73,24 @@ def _prepare_cifar(name, source, tmp, bar):
         bar.update(1)
 
 
+def default_source(name):
+    """The folder ``prepare NAME`` reads when ``--source`` is not given, or None.
+
+    ``mnist`` and ``motion_blur_mnist``: ``shared_data_dir()/"mnist"``;
+    ``fashion_mnist``: Debian's ``/usr/share/datasets/fashion-mnist``;
+    ``cifar10``/``cifar100``: ``shared_data_dir()/name``.
+    """
+    from keras_reversible.data.mnist import FASHION_MNIST_DEBIAN_DIR
+    from keras_reversible.data.paths import shared_data_dir
+
+    if name == "fashion_mnist":
+        return FASHION_MNIST_DEBIAN_DIR
+    root = shared_data_dir()
+    if root is None or name == "smoke":
+        return None
+    return root / ("mnist" if name == "motion_blur_mnist" else name)
+
+
 def prepare(name, source=None, out="prepared_data", progress=True, **options):
     """Runs ``prepare`` for one data set; returns the output folder ``OUT/NAME``."""
     from keras_reversible.data import cache as cache_lib
@@ -82,6 +101,8 @@ def prepare(name, source=None, out="prepared_data", progress=True, **options):
     final = out / name
     args = argparse.Namespace(**options)
     if name != "smoke":
+        if source is None:
+            source = default_source(name)
         if source is None:
             raise ValueError(f"prepare {name} needs --source (the folder with the input files)")
         source = pathlib.Path(source)
@@ -126,7 +147,9 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare", help="turn local files into the arrays the loaders read")
     p.add_argument("name", choices=NAMES)
-    p.add_argument("--source", help="folder with the input files (not for smoke)")
+    p.add_argument("--source", help="folder with the input files (not for smoke); default: "
+                   "shared/data/<name> (shared/data/mnist for motion_blur_mnist), "
+                   "/usr/share/datasets/fashion-mnist for fashion_mnist")
     p.add_argument("--out", default="prepared_data", help="output root (default ./prepared_data)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--length", type=float, default=DEFAULT_LENGTH, help="motion blur length (px)")

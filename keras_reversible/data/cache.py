@@ -19,6 +19,7 @@ import tempfile
 import numpy as np
 
 PARAMS_KEY = "__params__"
+FILE_MODE = 0o644  # mkstemp makes 0600 files; caches are meant to be shared.
 
 
 def default_cache_dir():
@@ -51,6 +52,7 @@ def atomic_write_bytes(path, data):
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         pathlib.Path(tmp).unlink(missing_ok=True)
@@ -67,6 +69,7 @@ def atomic_save_npz(path, **arrays):
             np.savez_compressed(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         pathlib.Path(tmp).unlink(missing_ok=True)

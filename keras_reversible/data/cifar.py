@@ -272,13 +272,24 @@ def normalize_cifar(x, name="cifar10", normalization="channel_mean"):
     return x
 
 
-def augment_crop_flip(x, padding=4, seed=None):
-    """Pads by ``padding`` (zeros) on each side, takes a random crop of the original size,
-    and flips left-right with probability 1/2. One image ``(H, W, C)`` (tensor op)."""
+def augment_crop_flip(x, seed, padding=4):
+    """Pads by ``padding`` (zeros) on each side, takes a random crop of the original
+    size, and flips left-right with probability 1/2. One image ``(H, W, C)``.
+
+    ``seed``: shape-[2] integer tensor for the stateless random ops (the same
+    seed gives the same crop and flip).
+    """
+    seed = tf.cast(seed, tf.int64)
     shape = tf.shape(x)
     x = tf.pad(x, [[padding, padding], [padding, padding], [0, 0]])
-    x = tf.image.random_crop(x, shape, seed=seed)
-    return tf.image.random_flip_left_right(x, seed=seed)
+    x = tf.image.stateless_random_crop(x, shape, seed=seed)
+    return tf.image.stateless_random_flip_left_right(x, seed=seed[::-1])
+
+
+def augmentation_seeds(seed):
+    """A dataset of shape-[2] int64 seeds: the same sequence for the same ``seed`` on a
+    first pass, a new one on every later pass (``rerandomize_each_iteration``)."""
+    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
 
 
 def cifar_dataset(name="cifar10", split="train", batch_size=128, data_dir=None, source="auto",
@@ -295,7 +306,9 @@ def cifar_dataset(name="cifar10", split="train", batch_size=128, data_dir=None, 
         augment: pad 4 + random 32×32 crop + random horizontal flip; default
             ``split == "train"``. Applied before normalisation (the zero padding
             is black in pixel space).
-        shuffle: default ``split == "train"``; ``seed`` seeds it and the augmentation.
+        shuffle: default ``split == "train"``.
+        seed: seeds the shuffle and the augmentation: the first pass over the
+            data is repeatable, later passes (epochs) draw new crops and flips.
         drop_remainder: drop the last, smaller batch.
         normalization: ``"channel_mean"`` (default, RN §3.1), ``"unit"`` or ``"none"``.
 
@@ -325,11 +338,13 @@ def cifar_dataset(name="cifar10", split="train", batch_size=128, data_dir=None, 
     if shuffle:
         ds = ds.shuffle(max(len(x), 1), seed=seed, reshuffle_each_iteration=True)
 
-    def prepare(img, label):
-        if augment:
-            img = augment_crop_flip(img, seed=seed)
-        return normalize_cifar(img, name, normalization), label
-
-    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    if augment:
+        ds = tf.data.Dataset.zip((ds, augmentation_seeds(seed)))
+        ds = ds.map(lambda xy, s: (normalize_cifar(augment_crop_flip(xy[0], s), name,
+                                                   normalization), xy[1]),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(lambda x, y: (normalize_cifar(x, name, normalization), y),
+                    num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -5,12 +5,14 @@ The racecar paper (§5.1, appendix A.2) uses n-MNIST with motion blur
 probabilistic quadtrees and deep belief nets"): 60,000 training and 10,000 test
 images of 28×28, made by applying a linear motion-blur filter to MNIST.
 The n-MNIST page describes that filter as emulating a linear camera motion of
-5 pixels at an angle of 15 degrees, counter-clockwise, made with MATLAB's
-``fspecial('motion', 5, 15)``. Those are the defaults here
-(``DEFAULT_LENGTH = 5``, ``DEFAULT_ANGLE = 15``). They are quoted from the
-n-MNIST description as we remember it: neither that page nor the Basu et al.
-paper could be reached from this machine (no internet), so the values are not
-checked against the original files; pass ``length=``/``angle=`` to change them.
+5 pixels at an angle of 15 degrees, counter-clockwise. Those are the defaults
+here (``DEFAULT_LENGTH = 5``, ``DEFAULT_ANGLE = 15``), quoted from the n-MNIST
+description as we remember it: neither that page nor the Basu et al. paper
+could be reached from this machine (no internet), so the values, and the
+assumption that the filter was MATLAB's ``fspecial('motion', 5, 15)`` applied
+with ``imfilter``, are not checked against the original files; pass
+``length=``/``angle=`` to change them. (TFDS ``mnist_corrupted/motion_blur`` is
+a different set, MNIST-C of Mu & Gilmer 2019, with random blur per image.)
 
 ``motion_blur_kernel`` re-implements MATLAB's ``fspecial('motion', len, theta)``
 (an anti-aliased line segment of ``len`` pixels through the kernel centre,

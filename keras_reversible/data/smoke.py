@@ -189,8 +189,10 @@ def split_simulations(num_simulations, train_fraction=0.1):
 
 
 def _augment_pair(low, high, seed):
-    """Same random rotation by k·90° and left-right / up-down flips on both images."""
-    r = tf.random.uniform([3], 0, 4, dtype=tf.int32, seed=seed)
+    """Same random rotation by k·90° and left-right / up-down flips on both images
+    (stateless ops; ``seed`` a shape-[2] integer tensor)."""
+    r = tf.random.stateless_uniform([3], seed=tf.cast(seed, tf.int64), minval=0, maxval=4,
+                                    dtype=tf.int32)
     k = r[0]
     low, high = tf.image.rot90(low, k), tf.image.rot90(high, k)
     flip_lr, flip_ud = r[1] % 2 == 1, r[2] % 2 == 1
@@ -233,6 +235,8 @@ def smoke_dataset(split="train", batch_size=16, train_fraction=0.1, augment=None
     if shuffle:
         ds = ds.shuffle(max(len(low), 1), seed=seed, reshuffle_each_iteration=True)
     if augment:
-        ds = ds.map(lambda lo, hi: _augment_pair(lo, hi, seed), num_parallel_calls=tf.data.AUTOTUNE)
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(
+            lambda pair, s: _augment_pair(pair[0], pair[1], s), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     return ds.prefetch(tf.data.AUTOTUNE)
