@@ -204,15 +204,19 @@ def _augment_pair(low, high, seed):
 
 
 def smoke_dataset(split="train", batch_size=16, train_fraction=0.1, augment=None, shuffle=None,
-                  seed=0, drop_remainder=False, cache_dir=None, progress=True, **sim_params):
+                  seed=0, drop_remainder=False, cache_dir=None, progress=True, simulation_seed=0,
+                  **sim_params):
     """Smoke frames as a batched, prefetched ``tf.data.Dataset`` of ``(low, high)``.
 
     Args:
         split: ``"train"`` (the first ``train_fraction`` of the simulations;
             paper: 10%) or ``"test"`` (the others), split by simulation so no
             plume is in both.
-        batch_size, shuffle, seed, drop_remainder: as elsewhere (shuffle
+        batch_size, shuffle, drop_remainder: as elsewhere (shuffle
             defaults to ``split == "train"``).
+        seed: seeds the shuffle and the augmentation (the first pass is
+            repeatable; later passes draw new rotations and flips).
+        simulation_seed: the ``seed`` of ``load_smoke_arrays`` (which plumes).
         augment: random rotation by a multiple of 90° and random flips, the same
             on ``low`` and ``high``; default ``split == "train"``.
         cache_dir, progress, **sim_params: passed to ``load_smoke_arrays``
@@ -224,7 +228,8 @@ def smoke_dataset(split="train", batch_size=16, train_fraction=0.1, augment=None
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    d = load_smoke_arrays(cache_dir=cache_dir, progress=progress, **sim_params)
+    d = load_smoke_arrays(seed=simulation_seed, cache_dir=cache_dir, progress=progress,
+                          **sim_params)
     train_idx, test_idx = split_simulations(d["high"].shape[0], train_fraction)
     idx = train_idx if split == "train" else test_idx
     high = d["high"][idx].reshape(-1, *d["high"].shape[2:], 1)
