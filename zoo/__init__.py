@@ -2,7 +2,7 @@
 
 Every constructor takes ``num_classes``, ``input_shape`` and the reversal
 settings of ``keras_reversible.ReversibleModel``, and returns a model ready to
-``compile``.
+``compile`` (``smoke_discriminator``: a plain ``keras.Model``).
 
 Example:
 
@@ -13,7 +13,18 @@ model = zoo.get("racecar_mnist_cnn", depth=3)
 ```
 """
 
+from zoo.densenet import reversible_densenet40
 from zoo.racecar import racecar_mi_net, racecar_mnist_cnn
+from zoo.racecar_vgg import racecar_cifar_vgg
 from zoo.registry import ModelInfo, get, info, list_models
+from zoo.resnet import reversible_resnet18
+from zoo.rn import rn_baseline
+from zoo.smoke import smoke_discriminator, smoke_generator
+from zoo.vgg import reversible_vgg19
 
-__all__ = ["ModelInfo", "get", "info", "list_models", "racecar_mi_net", "racecar_mnist_cnn"]
+__all__ = [
+    "ModelInfo", "get", "info", "list_models",
+    "racecar_cifar_vgg", "racecar_mi_net", "racecar_mnist_cnn",
+    "reversible_densenet40", "reversible_resnet18", "reversible_vgg19",
+    "rn_baseline", "smoke_discriminator", "smoke_generator",
+]

@@ -1,6 +1,7 @@
 """The model registry: ``list_models()``, ``get(name)``, ``info(name)``."""
 
 import dataclasses
+import functools
 from typing import Callable
 
 _MODELS = {}
@@ -26,6 +27,28 @@ class ModelInfo:
     table: str
     reversal_defaults: dict
     reversible: bool = True
+
+    @property
+    def parameters(self):
+        """Parameter count (``count_params``, BN statistics included) at the
+        constructor's default ``num_classes``/``input_shape``; computed on
+        first use by building the model, then cached."""
+        return _parameters(self.name)
+
+
+@functools.lru_cache(maxsize=None)
+def _parameters(name):
+    model = _MODELS[name].constructor()
+    count = int(model.count_params())
+    del model
+    return count
+
+
+def merge_settings(defaults, overrides):
+    """The paper's reversal ``defaults`` updated with the user's ``overrides``."""
+    settings = dict(defaults)
+    settings.update(overrides)
+    return settings
 
 
 def register(paper, table, reversible=True, **reversal_defaults):

@@ -1,0 +1,76 @@
+"""The racecar paper's CIFAR VGG (appendix A.3, table 11)."""
+
+import keras
+
+import keras_reversible as kr
+from zoo.registry import merge_settings, register
+
+L = keras.layers
+
+CIFAR_VGG_DEFAULTS = dict(
+    racecar_weight=1e-7, reduction="l2_loss", input_range="relu", reverse_from="relu13"
+)
+
+# Output channels of the 13 convolutions, and the convolutions followed by MP.
+_CONVS = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
+_POOL_AFTER = (2, 4, 7, 10)
+
+
+@register("racecar", "table 11 (hyper-parameters: table 12)", depth=13, **CIFAR_VGG_DEFAULTS)
+def racecar_cifar_vgg(num_classes=10, input_shape=(32, 32, 3), **reversal):
+    """The CIFAR VGG of racecar table 11 (39,979,338 parameters at 32×32×3).
+
+    Thirteen ``relu(BN(C(3, n) + b))`` blocks with n = 64, 64 | 128, 128 |
+    256, 256, 256 | 512, 512, 512 | 512, 512, 512 and a max-pool (MP) after
+    convolutions 2, 4, 7 and 10 (where the table's reverse pass has its UP
+    steps), so ``I_r`` = the output of block 13 is 2×2×512 for 32×32 inputs;
+    then ``relu(BN(FC(4096) + b))`` twice and ``FC(num_classes)``. The
+    reverse pass starts at ``I_r`` (layer ``relu13``) and skips the
+    classifier; ``L'_1`` goes through ``relu`` (images in [0, 1]).
+
+    Reading: the table prints ``relu(BN(FC(10) + b16))`` for the last layer;
+    a ReLU on the class scores would clip every negative logit, so the last
+    layer here is a plain ``FC(num_classes)`` whose output is logits (train
+    with ``SparseCategoricalCrossentropy(from_logits=True)``). The table's
+    forward line is garbled around convolution 11; its reverse pass (UP
+    before ``b10``, ``b7``, ``b4``, ``b2``) fixes the pooling positions.
+
+    Args:
+        num_classes: classes (10).
+        input_shape: ``(32, 32, 3)`` in the paper.
+        **reversal: reversal settings; defaults are the paper's (λ = 1e-7
+            with ``l2_loss``, depth 13 = RR¹³, ``input_range="relu"``).
+            ``depth=0`` gives Std.
+
+    Returns:
+        A ``kr.ReversibleModel``.
+
+    Example:
+
+    ```python
+    import zoo
+    model = zoo.racecar_cifar_vgg()
+    model.count_params()  # 39979338
+    ```
+
+    References:
+        Xie & Thuerey, racecar training, section 5.2 and appendix A.3,
+        tables 11 and 12.
+    """
+    inputs = keras.Input(input_shape, name="image")
+    x = inputs
+    for i, filters in enumerate(_CONVS, start=1):
+        x = L.Conv2D(filters, 3, padding="same", name=f"conv{i}")(x)
+        x = L.BatchNormalization(name=f"bn{i}")(x)
+        x = L.ReLU(name=f"relu{i}")(x)
+        if i in _POOL_AFTER:
+            x = L.MaxPooling2D(name=f"pool{i}")(x)
+    x = L.Flatten(name="flatten")(x)
+    for i in (14, 15):
+        x = L.Dense(4096, name=f"fc{i}")(x)
+        x = L.BatchNormalization(name=f"bn{i}")(x)
+        x = L.ReLU(name=f"relu{i}")(x)
+    outputs = L.Dense(num_classes, name="fc16")(x)
+    return kr.ReversibleModel(
+        inputs, outputs, name="racecar_cifar_vgg", **merge_settings(CIFAR_VGG_DEFAULTS, reversal)
+    )

@@ -1,0 +1,100 @@
+"""VGG-19 (racecar §5.4 / table 16 on ImageNet; RN table 2 on CIFAR)."""
+
+import keras
+
+import keras_reversible as kr
+from zoo.registry import merge_settings, register
+
+L = keras.layers
+
+# Inputs up to this many pixels a side get the CIFAR layout.
+SMALL_INPUT = 64
+
+_STAGES = (64, 128, 256, 512, 512)
+_CONVS_PER_STAGE = (2, 2, 4, 4, 4)
+
+IMAGENET_DEFAULTS = dict(
+    depth=16, racecar_weight=1e-10, reduction="l2_loss", input_range="relu",
+    reverse_from="block5_conv4",
+)
+# Racecar's CIFAR λ (table 12) for the 32×32 layout.
+CIFAR_DEFAULTS = dict(IMAGENET_DEFAULTS, racecar_weight=1e-7, reverse_from="block5_relu4")
+
+
+@register("racecar", "§5.4, tables 15–16 (CIFAR layout: RN table 2)", **dict(
+    IMAGENET_DEFAULTS, reverse_from="last conv (block5_conv4; block5_relu4 at ≤64 px)",
+    racecar_weight="1e-10 (1e-7 at ≤64 px)"))
+def reversible_vgg19(num_classes=1000, input_shape=(224, 224, 3), **reversal):
+    """VGG-19 with RR¹⁶ (racecar §5.4): 16 convolutions, the last one is ``I_r``.
+
+    Two layouts, chosen by ``input_shape``:
+
+    * more than 64 pixels a side (ImageNet, the default): the standard
+      VGG-19 of Simonyan & Zisserman, as ``keras.applications.VGG19``:
+      16 ``relu(C(3, n) + b)`` in five stages (64, 128, 256, 512, 512
+      filters; 2, 2, 4, 4, 4 convolutions) each ending with a 2×2 max-pool,
+      then ``relu(FC(4096))`` twice and ``softmax(FC(num_classes))``:
+      143,667,240 parameters at 224×224×3 with 1000 classes (the paper's
+      "ca. 143 million weights"). ``I_r`` = ``block5_conv4``.
+    * up to 64 pixels a side (CIFAR): the common CIFAR VGG-19 (as in the
+      RN paper's experiments): the same 16 convolutions, each
+      ``relu(BN(C(3, n) + b))`` (racecar table 11's block), the same five
+      max-pools (1×1×512 at 32×32), then ``softmax(FC(num_classes))``:
+      20,051,530 parameters (20,040,522 trainable) for 10 classes.
+      ``I_r`` = ``block5_relu4``.
+
+    RN table 2 lists "VGG-19 13.4M" parameters for CIFAR; no VGG-19 layout
+    we know gives that (the CIFAR VGG-19 above has ≈ 20.0 M, the ImageNet
+    one 143.7 M, its 16 convolutions alone 20.0 M); the layouts above are
+    the standard ones. Racecar table 16 (VGG-19's forward/reverse pass) is
+    not in our copy of the paper; the reverse pass follows tables 9 and 11.
+
+    Defaults (racecar, table 15): RR¹⁶ (``depth=16``) from the last
+    convolution, λ = 1e-10 with ``l2_loss`` (1e-7, racecar's CIFAR value of
+    table 12, for the CIFAR layout), ``input_range="relu"`` (images in
+    [0, 1]; pass ``input_range=None`` for mean-subtracted inputs). The
+    output is a softmax.
+
+    Args:
+        num_classes: classes (1000 for ImageNet).
+        input_shape: ``(224, 224, 3)`` for ImageNet, ``(32, 32, 3)`` for CIFAR.
+        **reversal: reversal settings of ``kr.ReversibleModel``.
+
+    Returns:
+        A ``kr.ReversibleModel``.
+
+    Example:
+
+    ```python
+    import zoo
+    model = zoo.reversible_vgg19(num_classes=10, input_shape=(32, 32, 3))
+    model.depth  # 16
+    ```
+
+    References:
+        Xie & Thuerey, racecar training, section 5.4 and appendix A.6,
+        tables 15 and 16; Yu, RN, table 2; Simonyan & Zisserman, "Very deep
+        convolutional networks for large-scale image recognition".
+    """
+    small = max(input_shape[:2]) <= SMALL_INPUT
+    inputs = keras.Input(input_shape, name="image")
+    x = inputs
+    for b, (filters, n) in enumerate(zip(_STAGES, _CONVS_PER_STAGE), start=1):
+        for i in range(1, n + 1):
+            name = f"block{b}_conv{i}"
+            if small:
+                x = L.Conv2D(filters, 3, padding="same", name=name)(x)
+                x = L.BatchNormalization(name=f"block{b}_bn{i}")(x)
+                x = L.ReLU(name=f"block{b}_relu{i}")(x)
+            else:
+                x = L.Conv2D(filters, 3, padding="same", activation="relu", name=name)(x)
+        x = L.MaxPooling2D(name=f"block{b}_pool")(x)
+    x = L.Flatten(name="flatten")(x)
+    if not small:
+        x = L.Dense(4096, activation="relu", name="fc1")(x)
+        x = L.Dense(4096, activation="relu", name="fc2")(x)
+    outputs = L.Dense(num_classes, activation="softmax", name="predictions")(x)
+    defaults = CIFAR_DEFAULTS if small else IMAGENET_DEFAULTS
+    return kr.ReversibleModel(
+        inputs, outputs, name="reversible_vgg19", **merge_settings(defaults, reversal)
+    )
