@@ -120,8 +120,9 @@ def prepare(name, source=None, out="prepared_data", progress=True, **options):
                         shutil.copy2(f, tmp / f.name)
             d = load_smoke_arrays(args.num_simulations, args.num_frames, args.resolution,
                                   args.downsample, args.seed, cache_dir=tmp, progress=progress)
-            print(f"smoke: high {d['high'].shape}, low {d['low'].shape}, "
-                  f"{'cached' if d['cached'] else 'simulated'} in {d['seconds']:.1f} s")
+            how = (f"cached (simulated earlier in {d['seconds']:.1f} s)" if d["cached"]
+                   else f"simulated in {d['seconds']:.1f} s")
+            print(f"smoke: high {d['high'].shape}, low {d['low'].shape}, {how}")
         else:
             steps = 4 if name in ("mnist", "fashion_mnist") else 2
             with cache_lib.Progress(steps, f"prepare {name}", enabled=progress) as bar:
