@@ -29,3 +29,24 @@ def test_application_trains_with_racecar_loss(name):
     model.compile("sgd", "sparse_categorical_crossentropy")
     hist = model.fit(x, np.array([1, 2]), epochs=1, verbose=0).history
     assert np.isfinite(hist["loss"][0]) and hist["racecar_loss"][0] > 0
+
+
+def test_keras_hub_resnet_backbone():
+    """keras-hub (pinned in requirements.lock) imports with the pinned Keras."""
+    import keras_hub
+
+    backbone = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[7],
+        stackwise_num_filters=[64, 128, 256, 512], stackwise_num_blocks=[2, 2, 2, 2],
+        stackwise_num_strides=[1, 2, 2, 2], block_type="basic_block",
+        use_pre_activation=False, image_shape=(32, 32, 3))
+    x = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32")
+    features = kr.make_reversible(backbone, input_range="relu")
+    # 1 stem + 16 block + 3 shortcut convs, 20 distinct inputs (measured).
+    assert features.num_constrained == 20
+    assert features.reconstruct(x).shape == x.shape
+    logits = keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(backbone.output))
+    model = kr.ReversibleModel(backbone.inputs, logits, input_range="relu", racecar_weight=1e-3)
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    hist = model.fit(x, np.array([1, 2]), epochs=1, verbose=0).history
+    assert np.isfinite(hist["loss"][0]) and hist["racecar_loss"][0] > 0
