@@ -14,7 +14,7 @@ import textwrap
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-RUNNER = "tests/bazel_pytest_runner.py"
+RUNNER = "tools/bazel_pytest_runner.py"
 SIZES = ("small", "medium", "large", "enormous")
 
 
@@ -250,12 +250,12 @@ py_library(name = "keras_reversible", srcs = glob(["keras_reversible/**/*.py"]),
            data = glob(["keras_reversible/**/*.mat"]))
 py_library(name = "zoo", srcs = glob(["zoo/**/*.py"]))
 py_library(name = "test_support", srcs = glob(["tests/*.py"],
-           exclude = ["tests/test_*.py", "tests/bazel_pytest_runner.py"]))
+           exclude = ["tests/test_*.py"]))
 filegroup(name = "example_scripts", srcs = glob(["examples/*.py"]))
 py_binary(name = "demo", srcs = ["examples/demo.py"], main = "examples/demo.py")
 py_test(name = "test_a", size = "medium",
-        srcs = ["tests/bazel_pytest_runner.py", "tests/test_a.py"],
-        args = ["tests/test_a.py"], main = "tests/bazel_pytest_runner.py",
+        srcs = ["tools/bazel_pytest_runner.py", "tests/test_a.py"],
+        args = ["tests/test_a.py"], main = "tools/bazel_pytest_runner.py",
         data = [":example_scripts"])
 '''
 
