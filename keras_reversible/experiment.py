@@ -22,7 +22,12 @@ import numpy as np
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yields a temporary path next to ``path``; renames it on success.
+    """Yields a temporary path next to ``path``; renames it there on success.
+
+    The temporary file is ``.<name>.<random>.tmp`` in the same folder; it is
+    flushed to disk, given the usual file mode and renamed with
+    ``os.replace``, or removed when the block raises: a crash never leaves a
+    half-written file under the final name.
 
     Example:
 
@@ -33,10 +38,12 @@ def atomic_path(path):
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.splitext(path)[1])
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     os.close(fd)
     try:
         yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600 files

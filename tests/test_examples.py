@@ -34,4 +34,4 @@ def test_racecar_mi_tiny_and_resumes(tmp_path):
     # A second run finds every model finished and trains nothing.
     again = _run("racecar_mi.py", out, "--preset=tiny", "--eval_every=1")
     assert again.count(": cached") == 2
-    assert not list(out.rglob(".tmp-*")), "a temporary file was left behind"
+    assert not list(out.rglob(".*.tmp")), "a temporary file was left behind"

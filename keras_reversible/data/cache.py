@@ -18,8 +18,9 @@ import tempfile
 
 import numpy as np
 
+from keras_reversible.experiment import atomic_path
+
 PARAMS_KEY = "__params__"
-FILE_MODE = 0o644  # mkstemp makes 0600 files; caches are meant to be shared.
 
 
 def default_cache_dir():
@@ -44,36 +45,15 @@ def params_digest(params, length=12):
 
 def atomic_write_bytes(path, data):
     """Writes ``data`` to ``path`` via a temporary file and ``os.replace``."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        pathlib.Path(tmp).write_bytes(data)
 
 
 def atomic_save_npz(path, **arrays):
     """``np.savez_compressed`` to ``path`` through a temporary file + rename."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_cache(folder, stem, params, arrays):
