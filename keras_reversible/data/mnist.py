@@ -214,9 +214,24 @@ def mnist_dataset(split="train", batch_size=64, data_dir=None, name="mnist", lim
         >>> tuple(x.shape), x.dtype.name, tuple(y.shape), y.dtype.name
         ((8, 28, 28, 1), 'float32', (8,), 'int32')
     """
+    _check_limit(limit)
+    x, y = load_mnist_arrays(split, data_dir=data_dir, name=name, source=source)
+    return digits_dataset(x, y, split, batch_size, limit, shuffle, seed, drop_remainder)
+
+
+def _check_limit(limit):
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0 or None, got {limit}")
-    x, y = load_mnist_arrays(split, data_dir=data_dir, name=name, source=source)
+
+
+def digits_dataset(x, y, split, batch_size, limit, shuffle, seed, drop_remainder):
+    """uint8 ``(N, 28, 28)`` images and labels as the datasets above return them.
+
+    Shared by ``mnist_dataset`` and the motion-blurred variant: ``limit``
+    first, shuffling on by default for ``"train"``, then batches of float32
+    ``(B, 28, 28, 1)`` in [0, 1] and int32 labels, prefetched.
+    """
+    _check_limit(limit)
     if limit is not None:
         x, y = x[:limit], y[:limit]
     if shuffle is None:

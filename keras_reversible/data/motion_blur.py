@@ -27,9 +27,9 @@ import pathlib
 
 import numpy as np
 import scipy.ndimage
-import tensorflow as tf
 
 from keras_reversible.data import cache as cache_lib
+from keras_reversible.data import mnist
 from keras_reversible.data.mnist import SPLITS, load_mnist_arrays
 
 DEFAULT_LENGTH = 5
@@ -179,18 +179,7 @@ def motion_blur_mnist_dataset(split="train", batch_size=64, data_dir=None, lengt
         tf.data.Dataset: ``(x, y)``; ``x`` float32 ``(B, 28, 28, 1)`` in [0, 1]
         (pixels / 255, as ``mnist_dataset``), ``y`` int32 ``(B,)``.
     """
-    if limit is not None and limit < 0:
-        raise ValueError(f"limit must be >= 0 or None, got {limit}")
+    mnist._check_limit(limit)
     x, y = load_motion_blur_mnist_arrays(split, data_dir=data_dir, length=length, angle=angle,
                                          cache_dir=cache_dir, source=source)
-    if limit is not None:
-        x, y = x[:limit], y[:limit]
-    if shuffle is None:
-        shuffle = split == "train"
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
-    if shuffle:
-        ds = ds.shuffle(max(len(x), 1), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32)[..., None] / 255.0, tf.cast(y, tf.int32)),
-                num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return mnist.digits_dataset(x, y, split, batch_size, limit, shuffle, seed, drop_remainder)
