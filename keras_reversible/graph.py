@@ -144,8 +144,8 @@ class ReverseGraph:
                 seen.add(key(tensor))
                 self.constrained.append(key(tensor))
         self.range_ops = {k: self.collect_range_ops(self.tensors[k]) for k in self.constrained}
-        self.input_keys = [key(t) for t in tree_flatten(model.inputs)]
-        for t in tree_flatten(model.inputs):
+        self.input_keys = [key(t) for t in keras.tree.flatten(model.inputs)]
+        for t in keras.tree.flatten(model.inputs):
             self.tensors[key(t)] = t
 
     # ------------------------------------------------------------------
@@ -295,7 +295,3 @@ class ReverseGraph:
             ops = ", ".join(op.name for op in self.range_ops[k]) or "identity"
             lines.append(f"  L_{m}: {tuple(self.tensors[k].shape)}  range ops: {ops}")
         return "\n".join(lines)
-
-
-def tree_flatten(x):
-    return keras.tree.flatten(x)
