@@ -136,6 +136,27 @@ class RunCache:
     def model_path(self, key):
         return os.path.join(self.dir, f"{key}.keras")
 
+    def put_weights(self, key, model):
+        """Stores ``model.get_weights()`` under ``key`` (``.weights.npz``), atomically."""
+        with atomic_path(os.path.join(self.dir, f"{key}.weights.npz")) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, *model.get_weights())
+
+    def get_weights(self, key, model):
+        """Loads the weights stored under ``key`` into ``model``.
+
+        Returns:
+            bool: False (``model`` untouched) when nothing is stored, or the
+            settings changed (the weights are valid only beside the result
+            stored with ``put`` under the same key).
+        """
+        path = os.path.join(self.dir, f"{key}.weights.npz")
+        if self.get(key) is None or not os.path.exists(path):
+            return False
+        with np.load(path) as f:
+            model.set_weights([f[f"arr_{i}"] for i in range(len(f.files))])
+        return True
+
 
 class EpochProgress(keras.callbacks.Callback):
     """Prints one line every ``every`` epochs with every logged metric.
@@ -161,3 +182,58 @@ class EpochProgress(keras.callbacks.Callback):
         parts = " ".join(f"{k}={v:.4g}" for k, v in sorted((logs or {}).items()))
         print(f"  {self.label}: epoch {done}/{self.total} "
               f"({time.time() - self.start:.0f}s) {parts}", flush=True)
+
+
+def save_figure(fig, path, **savefig_kwargs):
+    """Writes a matplotlib figure as PNG atomically and closes it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", **{"dpi": 100, **savefig_kwargs})
+    plt.close(fig)
+
+
+def accuracy_summary(runs, paper=None):
+    """Mean ± std of ``run["test_accuracy"]`` over seeds, beside the paper's.
+
+    Args:
+        runs: list of run results (one per seed), each with ``test_accuracy``
+            and ``seconds``.
+        paper: ``(mean, std)`` reported by the paper, or None.
+
+    Returns:
+        dict with ``test_accuracy`` (per seed), ``test_accuracy_mean``,
+        ``test_accuracy_std``, ``paper_mean_std`` and ``seconds_per_run``.
+    """
+    acc = [r["test_accuracy"] for r in runs]
+    return {
+        "test_accuracy": acc,
+        "test_accuracy_mean": float(np.mean(acc)),
+        "test_accuracy_std": float(np.std(acc)),
+        "paper_mean_std": paper,
+        "seconds_per_run": [r["seconds"] for r in runs],
+    }
+
+
+def accuracy_table(title, names, summary, seeds, digits=3):
+    """The papers' accuracy-table layout as text: a row per seed, Avg., Std. Dev., paper.
+
+    Args:
+        title: first line.
+        names: column (model) names.
+        summary: ``{name: accuracy_summary(...)}``.
+        seeds: the seeds, in the order of each summary's runs.
+        digits: decimals.
+    """
+    width = max(9, digits + 5, *(len(n) + 2 for n in names))
+    cell = lambda v: f"{v:>{width}.{digits}f}"  # noqa: E731
+    lines = [title, "  run        " + "".join(f"{n:>{width}}" for n in names)]
+    for i, seed in enumerate(seeds):
+        lines.append(f"  seed {seed:<5} " + "".join(cell(summary[n]["test_accuracy"][i])
+                                                  for n in names))
+    lines.append("  Avg.       " + "".join(cell(summary[n]["test_accuracy_mean"]) for n in names))
+    lines.append("  Std. Dev.  " + "".join(cell(summary[n]["test_accuracy_std"]) for n in names))
+    if all(summary[n]["paper_mean_std"] for n in names):
+        lines.append("  paper Avg. " + "".join(cell(summary[n]["paper_mean_std"][0]) for n in names))
+        lines.append("  paper Std. " + "".join(cell(summary[n]["paper_mean_std"][1]) for n in names))
+    return "\n".join(lines)

@@ -76,6 +76,30 @@ def mutual_information(activations, labels, num_bins=30, value_range=(-1.0, 1.0)
     return h_t, h_t + h_y - h_ty
 
 
+def layer_probe(model, layer_names=None):
+    """A model returning the outputs of ``layer_names`` (default: every weight layer).
+
+    Returns:
+        ``(probe, names)``: a functional ``keras.Model`` sharing ``model``'s
+        layers, and the layer names it measures, in order.
+    """
+    if layer_names is None:
+        layer_names = [layer.name for layer in model.layers if layer.weights]
+    layer_names = list(layer_names)
+    if not layer_names:
+        raise ValueError(f"Model {model.name!r} has no layer with weights to measure.")
+    outputs = [model.get_layer(name).output for name in layer_names]
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, outputs, name=f"{model.name}_probe"), layer_names
+
+
+def _measure(probe, x, y, num_bins, value_range):
+    outputs = probe(x, training=False)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return [mutual_information(keras.ops.convert_to_numpy(out), y, num_bins, value_range)
+            for out in outputs]
+
+
 def information_plane(model, x, y, layer_names=None, num_bins=30, value_range=(-1.0, 1.0)):
     """``[(name, I(X; L), I(L; Y)), ...]`` for layers of a functional model.
 
@@ -91,12 +115,57 @@ def information_plane(model, x, y, layer_names=None, num_bins=30, value_range=(-
     Returns:
         list of ``(layer name, I(X;L), I(L;Y))``.
     """
-    if layer_names is None:
-        layer_names = [layer.name for layer in model.layers if layer.weights]
-    probe = keras.Model(model.inputs, [model.get_layer(n).output for n in layer_names])
-    outputs = probe.predict(x, verbose=0, batch_size=4096)
-    outputs = outputs if isinstance(outputs, list) else [outputs]
-    return [
-        (name, *mutual_information(out, y, num_bins, value_range))
-        for name, out in zip(layer_names, outputs)
-    ]
+    probe, names = layer_probe(model, layer_names)
+    return [(name, *mi) for name, mi in zip(names, _measure(probe, x, y, num_bins, value_range))]
+
+
+class InformationPlane(keras.callbacks.Callback):
+    """Records ``(I(X; L), I(L; Y))`` of every measured layer during ``fit``.
+
+    The trajectories of the racecar paper's MI planes (figs. 2–4): measured
+    before the first epoch (epoch 0) and every ``every`` epochs, on ``x``
+    (distinct inputs, e.g. all 4,096 patterns of the 12-bit task) with labels
+    ``y``. ``history`` is a list of ``{"epoch": k, "layers": [[I_XL, I_LY],
+    ...]}``; ``layer_names`` the layers measured.
+
+    Args:
+        x: distinct inputs.
+        y: integer labels.
+        every: period in epochs.
+        layer_names: layers to measure; default every layer with weights.
+        num_bins: equal-width bins per unit (Shwartz-Ziv & Tishby: 30).
+        value_range: activation range (tanh: ``(-1, 1)``).
+
+    Example:
+
+    ```python
+    plane = kr.information.InformationPlane(x_all, y_all, every=10)
+    model.fit(x, y, epochs=100, callbacks=[plane])
+    plane.history[-1]["layers"]  # [[I(X;L1), I(L1;Y)], ...]
+    ```
+    """
+
+    def __init__(self, x, y, every=1, layer_names=None, num_bins=30, value_range=(-1.0, 1.0)):
+        super().__init__()
+        if int(every) < 1:
+            raise ValueError(f"InformationPlane: every must be >= 1, got {every!r}.")
+        self.x, self.y = np.asarray(x), np.asarray(y).reshape(-1)
+        if len(self.x) != len(self.y):
+            raise ValueError(f"InformationPlane: {len(self.x)} inputs but {len(self.y)} labels.")
+        self.every, self.layer_names = int(every), layer_names
+        self.num_bins, self.value_range = num_bins, value_range
+        self.history = []
+        self._probe = None
+
+    def _record(self, epoch):
+        mi = _measure(self._probe, self.x, self.y, self.num_bins, self.value_range)
+        self.history.append({"epoch": epoch, "layers": [list(pair) for pair in mi]})
+
+    def on_train_begin(self, logs=None):
+        self._probe, self.layer_names = layer_probe(self.model, self.layer_names)
+        if not self.history:
+            self._record(0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            self._record(epoch + 1)

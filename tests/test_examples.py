@@ -16,22 +16,64 @@ def _run(script, out, *flags):
     return proc.stdout
 
 
+def _assert_pngs(out, names):
+    for png in names:
+        assert (out / png).read_bytes()[:8] == PNG_MAGIC, png
+    assert not list(out.rglob(".*.tmp")), "a temporary file was left behind"
+
+
 def test_racecar_mi_tiny_and_resumes(tmp_path):
     out = tmp_path / "mi"
-    printed = _run("racecar_mi.py", out, "--preset=tiny", "--eval_every=1")
-    assert "wrote" in printed and "Std_A" in printed and "RR6_A" in printed
+    printed = _run("racecar_mi.py", out, "--preset=tiny")
+    assert "Table 1 layout" in printed and "Table 2 layout" in printed and "headline" in printed
     results = json.loads((out / "results.json").read_text())
-    assert results["epochs"] == 3 and results["seeds"] == [0]
-    for name in ("Std_A", "RR6_A"):
+    assert results["epochs"] == 4 and results["epochs_b"] == 4 and results["seeds"] == [0]
+    names = ["Ort_A", "RR1_A", "RR6_A", "Std_A", "Ort_AA", "RR1_AA", "RR6_AA", "Std_AA",
+             "Ort_AB", "RR1_AB", "RR6_AB", "Std_AB", "Std_B"]
+    assert sorted(results["results"]) == sorted(names)
+    for name in names:
         r = results["results"][name]
-        assert 0.0 <= r["test_accuracy_mean"] <= 1.0
-        assert r["reconstruction_mse"][0] >= 0
-        assert len(r["paper_table1_mean_std"]) == 2
-        assert len(r["layer_relative_error_mean"]) == 6
+        assert 0.0 <= r["test_accuracy_mean"] <= 1.0 and len(r["paper_mean_std"]) == 2
+        plane = results["information_planes"][name]
+        assert [p["epoch"] for p in plane] == [0, 2, 4]
+        for i_xl, i_ly in plane[-1]["layers"]:
+            assert 0 <= i_ly <= i_xl <= 12 + 1e-9  # 4096 patterns: I(X;L) <= 12 bits
+    for name in ("Std_A", "Ort_A", "RR1_A", "RR6_A"):
+        assert len(results["results"][name]["layer_relative_error_mean"]) == 6
+    assert results["mi_estimator"]["bins"] == 30
+    assert set(results["headline"]) >= {"Std_AB", "RR6_AB", "holds"}
     assert "tensorflow" in results["versions"] and results["command"]
-    for png in ("reconstructions.png", "accuracy.png"):
-        assert (out / png).read_bytes()[:8] == PNG_MAGIC
+    _assert_pngs(out, ["mi_planes_phase1.png", "mi_planes_AA.png", "mi_planes_AB.png",
+                       "accuracy.png", "reconstructions.png", "images/RR6_A-seed0_epoch4.png"])
     # A second run finds every model finished and trains nothing.
-    again = _run("racecar_mi.py", out, "--preset=tiny", "--eval_every=1")
-    assert again.count(": cached") == 2
-    assert not list(out.rglob(".*.tmp")), "a temporary file was left behind"
+    again = _run("racecar_mi.py", out, "--preset=tiny")
+    assert again.count(": cached") == 13 and "epoch 4/4" not in again
+
+
+def test_racecar_mi_rejects_an_evaluation_period_that_does_not_divide(tmp_path):
+    cmd = [sys.executable, str(ROOT / "examples" / "racecar_mi.py"), f"--out={tmp_path}",
+           "--preset=tiny", "--eval_every=3"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode != 0 and "--eval_every=3 must be >= 1 and divide" in proc.stderr
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_racecar_mnist_tiny_and_resumes(tmp_path):
+    out = tmp_path / "mnist"
+    printed = _run("racecar_mnist.py", out, "--preset=tiny", "--source=local")
+    assert "Table 3 layout" in printed and "Table 4 layout" in printed
+    results = json.loads((out / "results.json").read_text())
+    assert results["scale"]["train_images"] == 256 and results["seeds"] == [0]
+    names = ["Ort_A", "Std_A", "RR3_A", "Ort_AA", "Std_AA", "RR3_AA",
+             "Ort_AB", "Std_AB", "RR3_AB", "Std_B"]
+    assert sorted(results["results"]) == sorted(names)
+    for name in ("Ort_A", "Std_A", "RR3_A"):
+        r = results["results"][name]
+        assert r["seconds_per_epoch"][0] > 0
+        s = r["first_layer_singular_values"][0]
+        assert len(s) == 9 and s == sorted(s, reverse=True)
+    assert results["rr3_over_std_seconds_per_epoch"] > 0
+    _assert_pngs(out, ["regenerated_inputs.png", "first_layer_svd.png", "accuracy.png",
+                       "images/RR3_A-seed0_epoch1.png"])
+    again = _run("racecar_mnist.py", out, "--preset=tiny", "--source=local")
+    assert again.count(": cached") == 10

@@ -48,3 +48,27 @@ def test_information_plane_of_the_mi_net():
     assert [name for name, _, _ in plane] == ["fc1", "fc2", "fc3", "fc4", "fc5", "fc6"]
     for _, i_xl, i_ly in plane:
         assert 0 <= i_ly <= i_xl <= np.log2(len(x)) + 1e-9
+
+
+def test_information_plane_callback_records_every_n_epochs():
+    import keras
+
+    (x, y), _ = data.load_mi_sphere(seed=0)
+    model = zoo.racecar_mi_net(depth=0)
+    model.compile(keras.optimizers.Adam(1e-2),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    plane = information.InformationPlane(x, y, every=2)
+    model.fit(x, y, batch_size=512, epochs=5, verbose=0, callbacks=[plane])
+    assert [h["epoch"] for h in plane.history] == [0, 2, 4]
+    assert plane.layer_names == ["fc1", "fc2", "fc3", "fc4", "fc5", "fc6"]
+    assert plane.history[0]["layers"] != plane.history[-1]["layers"]
+    # Epoch 5 is not recorded; measure the final model directly and check the
+    # callback measures the same way (same probe, bins and range).
+    plane.on_epoch_end(5)
+    now = information.information_plane(model, x, y)
+    assert [h["epoch"] for h in plane.history] == [0, 2, 4, 6]
+    assert plane.history[-1]["layers"] == [[xl, ly] for _, xl, ly in now]
+    with pytest.raises(ValueError, match="every must be >= 1"):
+        information.InformationPlane(x, y, every=0)
+    with pytest.raises(ValueError, match="inputs but"):
+        information.InformationPlane(x, y[:-1])

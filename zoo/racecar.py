@@ -17,7 +17,7 @@ MI_NET_DEFAULTS = dict(racecar_weight=1e-2, reduction="l2_loss", input_range="ta
 
 @register("racecar", "table 7 (hyper-parameters: table 8)", depth=6, **MI_NET_DEFAULTS,
           reverse_from="output (O)")
-def racecar_mi_net(num_classes=2, input_shape=(12,), **reversal):
+def racecar_mi_net(num_classes=2, input_shape=(12,), kernel_regularizer=None, **reversal):
     """The fully connected MI network of racecar table 7 (294 parameters).
 
     ``I(12) → tanh(FC(10)) → tanh(FC(7)) → tanh(FC(5)) → tanh(FC(4)) →
@@ -29,6 +29,8 @@ def racecar_mi_net(num_classes=2, input_shape=(12,), **reversal):
     Args:
         num_classes: output units (2 in the paper).
         input_shape: ``(12,)`` in the paper.
+        kernel_regularizer: regulariser of every kernel, e.g.
+            ``kr.SRIP(beta)`` for the paper's ``Ort`` baseline.
         **reversal: reversal settings of ``kr.ReversibleModel``; defaults are
             the paper's (λ = 1e-2 with the ``l2_loss`` reduction, depth 6,
             ``input_range="tanh"``). ``depth=0`` gives the Std model,
@@ -51,8 +53,10 @@ def racecar_mi_net(num_classes=2, input_shape=(12,), **reversal):
     inputs = keras.Input(input_shape, name="bits")
     x = inputs
     for i, units in enumerate((10, 7, 5, 4, 3), start=1):
-        x = keras.layers.Dense(units, activation="tanh", name=f"fc{i}")(x)
-    outputs = keras.layers.Dense(num_classes, activation="tanh", name="fc6")(x)
+        x = keras.layers.Dense(units, activation="tanh", name=f"fc{i}",
+                               kernel_regularizer=kernel_regularizer)(x)
+    outputs = keras.layers.Dense(num_classes, activation="tanh", name="fc6",
+                                 kernel_regularizer=kernel_regularizer)(x)
     return kr.ReversibleModel(
         inputs, outputs, name="racecar_mi_net", **_settings(MI_NET_DEFAULTS, reversal)
     )
@@ -64,7 +68,8 @@ MNIST_CNN_DEFAULTS = dict(
 
 
 @register("racecar", "table 9 (hyper-parameters: table 10)", depth=3, **MNIST_CNN_DEFAULTS)
-def racecar_mnist_cnn(num_classes=10, input_shape=(28, 28, 1), **reversal):
+def racecar_mnist_cnn(num_classes=10, input_shape=(28, 28, 1), kernel_regularizer=None,
+                      **reversal):
     """The MNIST CNN of racecar table 9 (38,645 parameters).
 
     ``I(28,28,1) → relu(C(3,64)) → MP → relu(C(3,64)) → MP → relu(C(3,1)) =
@@ -75,6 +80,8 @@ def racecar_mnist_cnn(num_classes=10, input_shape=(28, 28, 1), **reversal):
     Args:
         num_classes: classes (10).
         input_shape: ``(28, 28, 1)`` in the paper.
+        kernel_regularizer: regulariser of every kernel, e.g.
+            ``kr.SRIP(beta)`` for the paper's ``Ort`` baseline.
         **reversal: reversal settings; defaults are the paper's (λ = 1e-5
             with ``l2_loss``, depth 3 = RR³). ``depth=0`` gives Std.
 
@@ -93,13 +100,16 @@ def racecar_mnist_cnn(num_classes=10, input_shape=(28, 28, 1), **reversal):
         Xie & Thuerey, racecar training, section 5.1 and appendix A.2, table 9.
     """
     inputs = keras.Input(input_shape, name="image")
-    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="conv1",
+                            kernel_regularizer=kernel_regularizer)(inputs)
     x = keras.layers.MaxPooling2D(name="pool1")(x)
-    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="conv2")(x)
+    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="conv2",
+                            kernel_regularizer=kernel_regularizer)(x)
     x = keras.layers.MaxPooling2D(name="pool2")(x)
-    x = keras.layers.Conv2D(1, 3, padding="same", activation="relu", name="conv3")(x)
+    x = keras.layers.Conv2D(1, 3, padding="same", activation="relu", name="conv3",
+                            kernel_regularizer=kernel_regularizer)(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    outputs = keras.layers.Dense(num_classes, name="fc")(x)
+    outputs = keras.layers.Dense(num_classes, name="fc", kernel_regularizer=kernel_regularizer)(x)
     return kr.ReversibleModel(
         inputs, outputs, name="racecar_mnist_cnn", **_settings(MNIST_CNN_DEFAULTS, reversal)
     )

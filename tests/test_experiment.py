@@ -1,0 +1,59 @@
+"""Results files, resumable runs and progress lines of the example scripts."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import zoo
+from keras_reversible import experiment
+
+
+def test_atomic_path_leaves_nothing_behind_on_failure(tmp_path):
+    target = tmp_path / "out" / "fig.png"
+    with pytest.raises(RuntimeError):
+        with experiment.atomic_path(target) as tmp:
+            open(tmp, "w").write("half")
+            raise RuntimeError("crash while writing")
+    assert os.listdir(tmp_path / "out") == []
+    with experiment.atomic_path(target) as tmp:
+        open(tmp, "w").write("whole")
+    assert target.read_text() == "whole" and os.listdir(tmp_path / "out") == ["fig.png"]
+
+
+def test_write_json_converts_numpy(tmp_path):
+    path = tmp_path / "r.json"
+    experiment.write_json(path, {"a": np.float32(0.5), "b": np.arange(3), 1: (np.int64(2),)})
+    assert experiment.read_json(path) == {"a": 0.5, "b": [0, 1, 2], "1": [2]}
+
+
+def test_run_cache_results_and_weights(tmp_path):
+    cache = experiment.RunCache(tmp_path, {"epochs": 3})
+    model = zoo.racecar_mi_net()
+    assert cache.get("Std_A-seed0") is None
+    assert not cache.get_weights("Std_A-seed0", model)
+    cache.put("Std_A-seed0", {"accuracy": 0.9})
+    cache.put_weights("Std_A-seed0", model)
+    assert cache.get("Std_A-seed0") == {"accuracy": 0.9}
+
+    other = zoo.racecar_mi_net()
+    assert cache.get_weights("Std_A-seed0", other)
+    for a, b in zip(model.get_weights(), other.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # Other settings: the cached run and its weights are stale.
+    stale = experiment.RunCache(tmp_path, {"epochs": 4})
+    assert stale.get("Std_A-seed0") is None
+    assert not stale.get_weights("Std_A-seed0", other)
+    assert not [p for p in os.listdir(tmp_path / "runs") if p.endswith(".tmp")]
+
+
+def test_epoch_progress_prints_every_n_epochs_and_the_last(capsys):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x = np.zeros((4, 2), "float32")
+    model.fit(x, x[:, :1], epochs=5, verbose=0,
+              callbacks=[experiment.EpochProgress("tiny", every=2, total=5)])
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.strip()]
+    assert [l.split("epoch ")[1].split(" ")[0] for l in lines] == ["2/5", "4/5", "5/5"]
+    assert all("loss=" in l for l in lines)
