@@ -136,6 +136,27 @@ class RunCache:
     def model_path(self, key):
         return os.path.join(self.dir, f"{key}.keras")
 
+    def put_weights(self, key, model):
+        """Stores ``model.get_weights()`` under ``key`` (``.weights.npz``), atomically."""
+        with atomic_path(os.path.join(self.dir, f"{key}.weights.npz")) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, *model.get_weights())
+
+    def get_weights(self, key, model):
+        """Loads the weights stored under ``key`` into ``model``.
+
+        Returns:
+            bool: False (``model`` untouched) when nothing is stored, or the
+            settings changed (the weights are valid only beside the result
+            stored with ``put`` under the same key).
+        """
+        path = os.path.join(self.dir, f"{key}.weights.npz")
+        if self.get(key) is None or not os.path.exists(path):
+            return False
+        with np.load(path) as f:
+            model.set_weights([f[f"arr_{i}"] for i in range(len(f.files))])
+        return True
+
 
 class EpochProgress(keras.callbacks.Callback):
     """Prints one line every ``every`` epochs with every logged metric.
