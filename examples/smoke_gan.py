@@ -67,7 +67,7 @@ PRESETS = {
     #            num_frames, train_fraction, batch_size)
     "paper": dict(steps=40000, transfer_steps=1000, seeds=[0, 1, 2], width=1.0, resolution=64,
                   num_simulations=20, num_frames=120, train_fraction=0.1, batch_size=64),
-    "cpu": dict(steps=300, transfer_steps=200, seeds=[0], width=0.25, resolution=64,
+    "cpu": dict(steps=200, transfer_steps=150, seeds=[0], width=0.25, resolution=64,
                 num_simulations=10, num_frames=60, train_fraction=0.2, batch_size=16),
     "tiny": dict(steps=4, transfer_steps=4, seeds=[0], width=0.125, resolution=16,
                  num_simulations=2, num_frames=4, train_fraction=0.5, batch_size=4),
