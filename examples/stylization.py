@@ -34,7 +34,8 @@ Three tests, each from the same starting image for both networks:
 
 It writes, under ``--out``: ``results.json`` (test accuracy of both networks,
 the numbers above, the command, seeds, steps, scale) and
-``stylization.png``. Trained networks are cached under ``<out>/runs/``.
+``stylization.png``. Trained networks are cached under ``<out>/runs/`` (the
+stylizations are recomputed on every run: change their flags freely).
 
 Usage:
 
@@ -58,7 +59,7 @@ from keras_reversible import data, experiment  # noqa: E402
 
 PRESETS = {
     # name: dict(steps, seeds, width, batch_size, image_size, style_steps, test_limit)
-    "cpu": dict(steps=600, seeds=[0], width=0.25, batch_size=32, image_size=64,
+    "cpu": dict(steps=1000, seeds=[0], width=0.25, batch_size=32, image_size=64,
                 style_steps=300, test_limit=2000),
     "tiny": dict(steps=3, seeds=[0], width=0.125, batch_size=8, image_size=32,
                  style_steps=3, test_limit=64),
@@ -85,7 +86,7 @@ flags.DEFINE_float("learning_rate", 0.01, "SGD learning rate (paper table 15: 0.
 flags.DEFINE_float("racecar_weight", 1e-7,
                    "λ for every convolution (paper: 1e-10 on ImageNet; 1e-7 is table 12's CIFAR value).")
 flags.DEFINE_float("content_weight", 1.0, "η of L_total = η L_content + δ L_style.")
-flags.DEFINE_float("style_weight", 1e4, "δ of L_total = η L_content + δ L_style.")
+flags.DEFINE_float("style_weight", 100.0, "δ of L_total = η L_content + δ L_style.")
 flags.DEFINE_float("style_learning_rate", 0.01, "Adam learning rate on the pixels.")
 flags.DEFINE_integer("log_every", 50, "Record the training losses every N steps.")
 
@@ -299,12 +300,15 @@ def plot(path, images, metrics):
 def main(argv):
     del argv
     s = scale()
-    settings = {**s, "dataset": FLAGS.dataset, "train_size": FLAGS.train_size,
-                "learning_rate": FLAGS.learning_rate, "racecar_weight": FLAGS.racecar_weight,
+    train_settings = {k: v for k, v in s.items() if k not in ("seeds", "image_size", "style_steps")}
+    train_settings.update(dataset=FLAGS.dataset, train_size=FLAGS.train_size,
+                          learning_rate=FLAGS.learning_rate, racecar_weight=FLAGS.racecar_weight,
+                          log_every=FLAGS.log_every)
+    settings = {**train_settings, "image_size": s["image_size"], "style_steps": s["style_steps"],
                 "content_weight": FLAGS.content_weight, "style_weight": FLAGS.style_weight,
-                "style_learning_rate": FLAGS.style_learning_rate, "log_every": FLAGS.log_every}
-    settings.pop("seeds")
-    cache = experiment.RunCache(FLAGS.out, settings)
+                "style_learning_rate": FLAGS.style_learning_rate}
+    # Only the trained networks are cached; the stylizations take seconds to minutes.
+    cache = experiment.RunCache(FLAGS.out, train_settings)
     print(f"stylization study: {s} -> {FLAGS.out}", flush=True)
     results = {name: [] for name in MODELS}
     first_images = {}
@@ -320,15 +324,14 @@ def main(argv):
                 print(f"  {key}: cached")
             else:
                 model, run = train_vgg(name, depth, seed, s)
-                start = time.time()
-                metrics, images = run_tests(feature_extractor(model, s["image_size"], s["width"]),
-                                            s["image_size"], s["style_steps"])
-                run.update(metrics, stylization_seconds=time.time() - start,
-                           images={k: np.round(v, 4).tolist() for k, v in images.items()})
                 cache.put_weights(key, model)
                 cache.put(key, run)
+            start = time.time()
+            metrics, images = run_tests(feature_extractor(model, s["image_size"], s["width"]),
+                                        s["image_size"], s["style_steps"])
+            run = {**run, **metrics, "stylization_seconds": time.time() - start}
             if seed == s["seeds"][0]:
-                first_images[name] = {k: np.asarray(v) for k, v in run["images"].items()}
+                first_images[name] = images
             results[name].append(run)
             print(f"  {key}: test accuracy {run['test_accuracy']:.3f}, shapes MSE "
                   f"{run['shapes_mse_to_source']:.3g} (IoU {run['shapes_iou_with_source_disc']:.2f}), "
