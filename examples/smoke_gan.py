@@ -295,7 +295,7 @@ def plot_b1(path, results, test_high, index):
     for name, runs in results.items():
         for k, run in enumerate(runs):
             steps = [p[0] for p in run["curve"]]
-            ax.plot(steps, [p[1]["loss"] for p in run["curve"]], color=COLORS[name],
+            ax.plot(steps, [p[1]["loss"] for p in run["curve"]], ".-", color=COLORS[name],
                     label=name if k == 0 else None)
     ax.set_yscale("log"), ax.set_xlabel("step"), ax.set_ylabel("train L2 per frame")
     ax.set_title("B1 auto-encoder training (cf. fig. 18)", fontsize=9)
