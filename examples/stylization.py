@@ -274,12 +274,12 @@ def plot(path, images, metrics):
     before = metrics[next(iter(metrics))]["upres_mse_to_sharp_before"]
     rows = [
         [("fig. 11: source", first["source"]), ("style", first["style"])]
-        + [(f"{n} (style loss only)\nMSE to source {metrics[n]['shapes_mse_to_source']:.2g}, "
+        + [(f"{n} (style loss only)\nMSE to source {metrics[n]['shapes_mse_to_source']:.3g}, "
             f"IoU {metrics[n]['shapes_iou_with_source_disc']:.2f}", im["shapes"])
            for n, im in images.items()],
         [("fig. 12: sharp reference", first["sharp"]),
-         (f"blurred: content and start\nMSE to sharp {before:.2g}", first["blurred"])]
-        + [(f"{n}\nMSE to sharp {metrics[n]['upres_mse_to_sharp_after']:.2g}", im["upres"])
+         (f"blurred: content and start\nMSE to sharp {before:.3g}", first["blurred"])]
+        + [(f"{n}\nMSE to sharp {metrics[n]['upres_mse_to_sharp_after']:.3g}", im["upres"])
            for n, im in images.items()],
         [("fig. 10: content", first["sharp"]), ("style", first["present"])]
         + [(n, im["natural"]) for n, im in images.items()],
