@@ -14,7 +14,8 @@ trained for a few hundred steps on real CIFAR-10 images in [0, 1] with SGD
 (momentum 0.9) and racecar's CIFAR λ = 1e-7 (table 12); the stylization runs
 on 64×64 images (the convolutions are copied into a 64×64 model). Pass
 ``--dataset=imagenet2012`` (TFDS, prepared by the user) with
-``--train_size=224 --racecar_weight=1e-10`` for the paper's setting.
+``--train_size=224 --image_size=224 --racecar_weight=1e-10 --width=1`` for the
+paper's setting (the ImageNet layout of VGG-19 needs images above 64 pixels).
 
 Three tests, each from the same starting image for both networks:
 
@@ -65,8 +66,7 @@ PRESETS = {
                  style_steps=3, test_limit=64),
 }
 MODELS = {"Std_A": 0, "RR16_A": 16}  # name -> depth s
-STYLE_LAYERS = [f"block{b}_relu1" for b in range(1, 6)]
-CONTENT_LAYER = "block4_relu2"
+NUM_STYLE_LAYERS = 5  # block1..5 (see feature_extractor)
 BACKGROUND, OBJECT = (0.85, 0.9, 0.95), (0.8, 0.35, 0.1)
 
 FLAGS = flags.FLAGS
@@ -147,12 +147,22 @@ def train_vgg(name, depth, seed, s):
 
 
 def feature_extractor(model, size, width):
-    """The trained convolutions (and BN) in a ``size``×``size`` model: style and content features."""
-    wide = zoo.reversible_vgg19(num_classes=10, input_shape=(size, size, 3), width=width, depth=0)
+    """The trained convolutions (and BN) in a ``size``×``size`` model: style and content features.
+
+    Style: the first activated convolution of each block; content: ``block4``'s second
+    (``block{b}_relu{i}`` in the CIFAR layout, ``block{b}_conv{i}`` in the ImageNet one).
+    """
+    cifar = any(layer.name == "block1_bn1" for layer in model.layers)
+    if cifar != (size <= zoo.vgg.SMALL_INPUT):
+        raise ValueError(f"--image_size={size} gives the other VGG-19 layout than the trained "
+                         f"network's; use a size {'<=' if cifar else '>'} {zoo.vgg.SMALL_INPUT}.")
+    wide = zoo.reversible_vgg19(num_classes=model.output.shape[-1], input_shape=(size, size, 3),
+                                width=width, depth=0)
     for layer in wide.layers:
         if layer.name.startswith("block") and layer.weights:
             layer.set_weights(model.get_layer(layer.name).get_weights())
-    names = STYLE_LAYERS + [CONTENT_LAYER]
+    act = "relu" if cifar else "conv"
+    names = [f"block{b}_{act}1" for b in range(1, 6)] + [f"block4_{act}2"]
     return keras.Model(wide.inputs, [wide.get_layer(n).output for n in names])
 
 
@@ -171,13 +181,13 @@ def stylize(extractor, start, content=None, style=None, steps=100):
     """
     def features(img):
         out = extractor(img[None], training=False)
-        return out[: len(STYLE_LAYERS)], out[-1]
+        return out[:NUM_STYLE_LAYERS], out[-1]
 
     style_grams = [gram(f)[0] for f in features(tf.constant(style))[0]]
     content_feat = None if content is None else features(tf.constant(content))[1]
     image = tf.Variable(start)
     optimizer = keras.optimizers.Adam(FLAGS.style_learning_rate)
-    weight = 1.0 / len(STYLE_LAYERS)
+    weight = 1.0 / NUM_STYLE_LAYERS
 
     @tf.function
     def losses():
