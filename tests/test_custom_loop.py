@@ -1,12 +1,10 @@
 """Pieces for custom training loops and CPU-sized zoo models (used by the §5.3/§5.4 examples)."""
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import zoo
-from keras_reversible import experiment
 
 
 def test_call_with_racecar_loss_matches_the_reverse_pass():
@@ -27,20 +25,6 @@ def test_call_with_racecar_loss_is_zero_without_reverse_pass():
     model = zoo.smoke_generator(input_shape=(4, 4, 1), width=0.125, depth=0)
     _, loss = model.call_with_racecar_loss(np.ones((2, 4, 4, 1), np.float32), training=True)
     assert float(loss) == 0.0
-
-
-def test_run_cache_weights_round_trip(tmp_path):
-    model = zoo.smoke_generator(input_shape=(4, 4, 1), width=0.125)
-    cache = experiment.RunCache(tmp_path, {"steps": 1})
-    cache.put_weights("g", model)
-    cache.put("g", {"done": True})
-    other = zoo.smoke_generator(input_shape=(4, 4, 1), width=0.125)
-    assert cache.get_weights("g", other)
-    for a, b in zip(model.get_weights(), other.get_weights()):
-        np.testing.assert_array_equal(a, b)
-    # Other settings: the stored weights belong to another run.
-    assert not experiment.RunCache(tmp_path, {"steps": 2}).get_weights("g", other)
-    assert not cache.get_weights("missing", other)
 
 
 def test_width_scales_filters_and_keeps_the_layout():
