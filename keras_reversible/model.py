@@ -557,6 +557,35 @@ class ReversibleModel(keras.Model):
         forward, reverse = self._batched(x, batch_size, fn)
         return list(zip(forward, reverse))
 
+    def call_with_racecar_loss(self, x, training=False):
+        """The forward output and the weighted racecar loss, for custom training loops.
+
+        ``fit`` adds the racecar loss itself; a loop that trains this model
+        inside a larger objective (e.g. a GAN's generator) calls this under
+        its own ``tf.GradientTape`` and adds the loss to its objective.
+
+        Args:
+            x: input batch.
+            training: forward and reverse pass in training mode.
+
+        Returns:
+            ``(y_pred, loss)``: the model output and ``Σ_m λ_m D(L_m, L'_m)``
+            as a float32 scalar tensor (0 when ``depth`` or every λ is 0),
+            this replica's share under ``tf.distribute``, as in ``fit``.
+
+        Example:
+
+        ```python
+        with tf.GradientTape() as tape:
+            y_pred, racecar = model.call_with_racecar_loss(x, training=True)
+            loss = tf.reduce_mean((y_pred - y) ** 2) + racecar
+        grads = tape.gradient(loss, model.trainable_weights)
+        ```
+        """
+        y_pred, taps = self._forward(x, training)
+        term = self._racecar_term(taps, training)
+        return y_pred, tf.constant(0.0) if term is None else term
+
     def to_standard(self):
         """Phase II: a plain ``keras.Model`` with copies of the same weights.
 

@@ -14,9 +14,16 @@ GENERATOR_DEFAULTS = dict(racecar_weight=0.1, reduction="l2_loss", input_range="
 LEAKY_SLOPE = 0.2
 
 
+def _scaled(filters, width):
+    """``filters`` scaled by ``width`` (at least one channel)."""
+    if not width > 0:
+        raise ValueError(f"width must be positive, got {width!r}")
+    return max(1, int(round(filters * width)))
+
+
 @register("racecar", "table 13 (hyper-parameters: table 14)", depth=6, **GENERATOR_DEFAULTS,
           reverse_from="output (O = I_r)")
-def smoke_generator(num_classes=1, input_shape=(16, 16, 1), **reversal):
+def smoke_generator(num_classes=1, input_shape=(16, 16, 1), width=1.0, **reversal):
     """The smoke super-resolution generator of racecar table 13 (873,217 parameters).
 
     ``I(16,16,1) → relu(C(5,64)) → UP → relu(C(5,128)) → UP →
@@ -31,6 +38,8 @@ def smoke_generator(num_classes=1, input_shape=(16, 16, 1), **reversal):
     Args:
         num_classes: output channels (1: the smoke density).
         input_shape: the low-resolution frame, ``(16, 16, 1)``.
+        width: multiplies the hidden layers' filter counts (1.0: the paper;
+            smaller values make CPU-sized models of the same layout).
         **reversal: reversal settings; defaults are the paper's (λ = 0.1
             with ``l2_loss``, depth 6, ``input_range="relu"``).
 
@@ -52,7 +61,8 @@ def smoke_generator(num_classes=1, input_shape=(16, 16, 1), **reversal):
     inputs = keras.Input(input_shape, name="low_res")
     x = inputs
     for i, filters in enumerate((64, 128, 128, 64, 32), start=1):
-        x = L.Conv2D(filters, 5, padding="same", activation="relu", name=f"conv{i}")(x)
+        x = L.Conv2D(_scaled(filters, width), 5, padding="same", activation="relu",
+                     name=f"conv{i}")(x)
         if i <= 2:
             x = L.UpSampling2D(name=f"up{i}")(x)
     outputs = L.Conv2D(num_classes, 5, padding="same", activation="relu", name="conv6")(x)
@@ -62,7 +72,7 @@ def smoke_generator(num_classes=1, input_shape=(16, 16, 1), **reversal):
 
 
 @register("racecar", "table 13 (hyper-parameters: table 14)", reversible=False)
-def smoke_discriminator(num_classes=1, input_shape=(64, 64, 2)):
+def smoke_discriminator(num_classes=1, input_shape=(64, 64, 2), width=1.0):
     """The smoke discriminator of racecar table 13 (2,127,777 parameters); not reversible.
 
     ``I(64,64,2) → lrelu(BN(C(5,32) + b1)) → lrelu(BN(C(5,64) + b2)) →
@@ -77,6 +87,7 @@ def smoke_discriminator(num_classes=1, input_shape=(64, 64, 2)):
     Args:
         num_classes: output units (1).
         input_shape: ``(64, 64, 2)``.
+        width: multiplies the filter counts (1.0: the paper).
 
     Returns:
         A plain ``keras.Model`` (the paper trains no reverse pass here).
@@ -95,7 +106,7 @@ def smoke_discriminator(num_classes=1, input_shape=(64, 64, 2)):
     inputs = keras.Input(input_shape, name="frames")
     x = inputs
     for i, filters in enumerate((32, 64, 128, 256), start=1):
-        x = L.Conv2D(filters, 5, padding="same", name=f"conv{i}")(x)
+        x = L.Conv2D(_scaled(filters, width), 5, padding="same", name=f"conv{i}")(x)
         x = L.BatchNormalization(name=f"bn{i}")(x)
         x = L.LeakyReLU(LEAKY_SLOPE, name=f"lrelu{i}")(x)
     x = L.Flatten(name="flatten")(x)

@@ -24,7 +24,7 @@ CIFAR_DEFAULTS = dict(IMAGENET_DEFAULTS, racecar_weight=1e-7, reverse_from="bloc
 @register("racecar", "§5.4, tables 15–16 (CIFAR layout: RN table 2)", **dict(
     IMAGENET_DEFAULTS, reverse_from="last conv (block5_conv4; block5_relu4 at ≤64 px)",
     racecar_weight="1e-10 (1e-7 at ≤64 px)"))
-def reversible_vgg19(num_classes=1000, input_shape=(224, 224, 3), **reversal):
+def reversible_vgg19(num_classes=1000, input_shape=(224, 224, 3), width=1.0, **reversal):
     """VGG-19 with RR¹⁶ (racecar §5.4): 16 convolutions, the last one is ``I_r``.
 
     Two layouts, chosen by ``input_shape``:
@@ -58,6 +58,8 @@ def reversible_vgg19(num_classes=1000, input_shape=(224, 224, 3), **reversal):
     Args:
         num_classes: classes (1000 for ImageNet).
         input_shape: ``(224, 224, 3)`` for ImageNet, ``(32, 32, 3)`` for CIFAR.
+        width: multiplies every convolution's filter count (1.0: VGG-19;
+            smaller values make CPU-sized models of the same layout).
         **reversal: reversal settings of ``kr.ReversibleModel``.
 
     Returns:
@@ -76,10 +78,13 @@ def reversible_vgg19(num_classes=1000, input_shape=(224, 224, 3), **reversal):
         tables 15 and 16; Yu, RN, table 2; Simonyan & Zisserman, "Very deep
         convolutional networks for large-scale image recognition".
     """
+    if not width > 0:
+        raise ValueError(f"width must be positive, got {width!r}")
     small = max(input_shape[:2]) <= SMALL_INPUT
     inputs = keras.Input(input_shape, name="image")
     x = inputs
     for b, (filters, n) in enumerate(zip(_STAGES, _CONVS_PER_STAGE), start=1):
+        filters = max(1, int(round(filters * width)))
         for i in range(1, n + 1):
             name = f"block{b}_conv{i}"
             if small:
