@@ -237,6 +237,7 @@ def plot_information_planes(path, title, names, results):
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.6), squeeze=False,
                              sharex=True, sharey=True, constrained_layout=True)
+    last_epoch = max(results[name][0]["information_plane"][-1]["epoch"] for name in names)
     for ax, name in zip(axes[0], names):
         history = results[name][0]["information_plane"]
         epochs = np.array([h["epoch"] for h in history])
@@ -244,7 +245,7 @@ def plot_information_planes(path, title, names, results):
         for layer in range(points.shape[1]):
             ax.plot(points[:, layer, 0], points[:, layer, 1], color="0.75", lw=0.6, zorder=1)
             scatter = ax.scatter(points[:, layer, 0], points[:, layer, 1], c=epochs, s=9,
-                                 cmap="inferno", vmin=0, vmax=epochs.max(), zorder=2)
+                                 cmap="inferno", vmin=0, vmax=last_epoch, zorder=2)
             ax.annotate(f"L{layer + 1}", points[-1, layer], fontsize=7, xytext=(3, -8),
                         textcoords="offset points")
         accuracy = results[name][0]["test_accuracy"]
