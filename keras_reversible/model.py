@@ -3,11 +3,13 @@
 import dataclasses
 import difflib
 import numbers
+import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_reversible import export as export_lib
 from keras_reversible import graph as graph_lib
 from keras_reversible import losses, rules
 from keras_reversible.regularizers import SRIP
@@ -568,6 +570,29 @@ class ReversibleModel(keras.Model):
         clone = keras.models.clone_model(plain)
         clone.set_weights(plain.get_weights())
         return clone
+
+    def export(self, filepath, format="tf_saved_model", verbose=None,
+               input_signature=None, overwrite=False, **kwargs):
+        """Exports for inference; the SavedModel also serves the reverse pass.
+
+        With ``format="tf_saved_model"`` the SavedModel has the endpoints
+        ``serve`` (forward), ``reconstruct`` and ``reverse_activations``; see
+        ``keras_reversible.export``. It is written atomically: an existing
+        ``filepath`` is an error unless ``overwrite=True``, and a failed export
+        leaves no partial folder. Other formats are ``keras.Model.export``'s
+        (forward pass only), after the same ``overwrite`` check.
+        """
+        if format == "tf_saved_model":
+            if kwargs:
+                raise TypeError(f"export: unexpected arguments {sorted(kwargs)}.")
+            return export_lib.export_saved_model(
+                self, filepath, overwrite=overwrite, verbose=verbose,
+                input_signature=input_signature)
+        if os.path.lexists(filepath) and not overwrite:
+            raise FileExistsError(
+                f"export: {filepath!r} already exists; pass overwrite=True to replace it.")
+        return super().export(filepath, format=format, verbose=verbose,
+                              input_signature=input_signature, **kwargs)
 
     # ------------------------------------------------------------------
     # Serialization
