@@ -73,6 +73,14 @@ def _build_archive(model, input_signature):
     return archive, list(fns)
 
 
+def check_overwrite(filepath, overwrite):
+    """Raises ``FileExistsError`` when ``filepath`` exists and ``overwrite`` is False."""
+    if os.path.lexists(os.fspath(filepath)) and not overwrite:
+        raise FileExistsError(
+            f"export: {os.fspath(filepath)!r} already exists; pass overwrite=True to replace it."
+        )
+
+
 def export_saved_model(model, filepath, *, overwrite=False, verbose=None, input_signature=None):
     """Writes ``model`` as a SavedModel with forward and reverse endpoints.
 
@@ -105,11 +113,8 @@ def export_saved_model(model, filepath, *, overwrite=False, verbose=None, input_
     pairs = loaded.reverse_activations(x)          # {"forward_1": ..., "reverse_1": ...}
     ```
     """
+    check_overwrite(filepath, overwrite)
     path = os.path.abspath(os.fspath(filepath))
-    if os.path.lexists(path) and not overwrite:
-        raise FileExistsError(
-            f"export: {filepath!r} already exists; pass overwrite=True to replace it."
-        )
     archive, names = _build_archive(model, input_signature or _input_signature(model))
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
@@ -121,8 +126,7 @@ def export_saved_model(model, filepath, *, overwrite=False, verbose=None, input_
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp creates 0700 folders
         if os.path.lexists(path):
-            old = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(path)}.", suffix=".old")
-            os.rmdir(old)
+            old = tmp[: -len(".tmp")] + ".old"  # unique, as tmp is
             os.rename(path, old)
         os.rename(tmp, path)
     except BaseException:
@@ -130,8 +134,10 @@ def export_saved_model(model, filepath, *, overwrite=False, verbose=None, input_
         if old is not None and not os.path.lexists(path):
             os.rename(old, path)  # put the previous export back
         raise
-    if old is not None:
-        shutil.rmtree(old) if os.path.isdir(old) else os.remove(old)
+    if old is not None and os.path.isdir(old):
+        shutil.rmtree(old)
+    elif old is not None:
+        os.remove(old)
     if verbose is None or verbose:
         print(f"Saved artifact at '{path}'. Endpoints: {', '.join(names)}.")
     return names

@@ -3,7 +3,6 @@
 import dataclasses
 import difflib
 import numbers
-import os
 
 import keras
 import numpy as np
@@ -583,14 +582,10 @@ class ReversibleModel(keras.Model):
         (forward pass only), after the same ``overwrite`` check.
         """
         if format == "tf_saved_model":
-            if kwargs:
-                raise TypeError(f"export: unexpected arguments {sorted(kwargs)}.")
             return export_lib.export_saved_model(
                 self, filepath, overwrite=overwrite, verbose=verbose,
-                input_signature=input_signature)
-        if os.path.lexists(filepath) and not overwrite:
-            raise FileExistsError(
-                f"export: {filepath!r} already exists; pass overwrite=True to replace it.")
+                input_signature=input_signature, **kwargs)
+        export_lib.check_overwrite(filepath, overwrite)
         return super().export(filepath, format=format, verbose=verbose,
                               input_signature=input_signature, **kwargs)
 

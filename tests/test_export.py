@@ -108,6 +108,10 @@ def test_export_refuses_existing_path_and_overwrites_atomically(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700
     with pytest.raises(FileExistsError, match="overwrite=True"):
         model.export(path, verbose=False)
+    with pytest.raises(FileExistsError, match="overwrite=True"):  # every format
+        model.export(path, format="onnx", verbose=False)
+    with pytest.raises(TypeError, match="jax2tf_kwargs"):
+        model.export(tmp_path / "other", verbose=False, jax2tf_kwargs={})
     (tmp_path / "file").write_text("not a model")
     with pytest.raises(FileExistsError, match="file"):
         model.export(tmp_path / "file", verbose=False)
@@ -120,7 +124,7 @@ def test_export_refuses_existing_path_and_overwrites_atomically(tmp_path):
     after = np.asarray(reloaded.serve(x))
     np.testing.assert_allclose(after, model(x), rtol=1e-6, atol=1e-6)
     assert not np.allclose(before, after)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "mi"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "mi"]  # no .tmp / .old left
 
 
 def test_failed_export_leaves_no_partial_folder(tmp_path, monkeypatch):
