@@ -395,7 +395,10 @@ class ReversibleModel(keras.Model):
         lg, head = self._latent, self._rev.latent_head
         o = tf.stop_gradient(tf.cast(y_pred, tf.float32))
         step = tf.cast(self.optimizer.iterations, tf.int32) if self.optimizer else 0
-        t = losses.transform_output(o, lg.num_entries, lg.closeness, tf.stack([lg.seed, step]))
+        context = tf.distribute.get_replica_context()
+        replica = context.replica_id_in_sync_group if context else 0
+        t = losses.transform_output(o, lg.num_entries, lg.closeness, tf.stack([lg.seed, step]),
+                                    replica, _num_replicas())
         ctx = rules.ReverseContext([head["input_shape"]], training=training, options={})
         alpha = head["rule"].fn(head["layer"], t, ctx)
         for op in head["range_ops"]:
