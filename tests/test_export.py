@@ -129,20 +129,22 @@ def test_export_refuses_existing_path_and_overwrites_atomically(tmp_path):
 
 def test_failed_export_leaves_no_partial_folder(tmp_path, monkeypatch):
     model = zoo.racecar_mi_net()
-    real_save = tf.saved_model.save
+    archive_class = type(keras.export.ExportArchive())
+    real_write_out = archive_class.write_out
 
-    def failing_save(obj, export_dir, **kwargs):
-        real_save(obj, export_dir, **kwargs)  # a complete folder, then
-        raise OSError("disk full")            # the failure
+    def failing_write_out(self, filepath, **kwargs):
+        real_write_out(self, filepath, **kwargs)  # a complete SavedModel, then
+        assert os.listdir(filepath)
+        raise OSError("disk full")                # the failure
 
-    monkeypatch.setattr(tf.saved_model, "save", failing_save)
+    monkeypatch.setattr(archive_class, "write_out", failing_write_out)
     with pytest.raises(OSError, match="disk full"):
         model.export(tmp_path / "new", verbose=False)
     assert list(tmp_path.iterdir()) == []
     # Over an existing export: the old one stays, complete and loadable.
-    monkeypatch.setattr(tf.saved_model, "save", real_save)
+    monkeypatch.setattr(archive_class, "write_out", real_write_out)
     model.export(tmp_path / "old", verbose=False)
-    monkeypatch.setattr(tf.saved_model, "save", failing_save)
+    monkeypatch.setattr(archive_class, "write_out", failing_write_out)
     with pytest.raises(OSError, match="disk full"):
         model.export(tmp_path / "old", overwrite=True, verbose=False)
     assert [p.name for p in tmp_path.iterdir()] == ["old"]
