@@ -25,16 +25,14 @@ TINY = ["--train_examples=640", "--global_batch_size=64", "--log_every=1"]
 
 
 def _env(**extra):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1", **extra}
-    env.pop("TF_CONFIG", None)
-    env.update(extra)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    env.update(TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", **extra)
     return env
 
 
-def _run(out, *flags, env=None):
+def _run(out, *flags):
     proc = subprocess.run([sys.executable, str(SCRIPT), f"--out={out}", *TINY, *flags],
-                          capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT,
-                          env=env or _env())
+                          capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT, env=_env())
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
 
