@@ -108,31 +108,26 @@ def test_reconstruction_error_is_float32_for_half_inputs():
         np.testing.assert_allclose(float(err), value, rtol=1e-6)
 
 
-# Small zoo models, one train step each with and without XLA. Every zoo model
-# compiles on CPU (checked by hand, see README); the larger ones take minutes
-# to compile, too long for the suite.
-JIT_CASES = {
-    "racecar_mi_net": dict(latent_generation=True),
-    "racecar_mnist_cnn": dict(input_shape=(16, 16, 1), max_pool_reverse="unpool"),
-}
+def test_jit_compile_matches_graph_mode():
+    """The MNIST CNN with unpooling and RNL: two Adam steps, XLA vs graph mode.
 
-
-@pytest.mark.parametrize("name", sorted(JIT_CASES))
-def test_jit_compile_matches_graph_mode(name):
+    Every zoo model compiles with XLA on CPU (checked by hand); the larger
+    ones take minutes to compile, too long for the suite. RNL raises all 9
+    non-max entries here: XLA draws other random numbers than graph mode, so
+    a random choice of fewer entries differs between the two.
+    """
     results = []
     for jit in (False, True):
         keras.utils.set_random_seed(0)
-        model = zoo.get(name, **JIT_CASES[name])
-        loss = LOGITS if name.startswith("racecar") else keras.losses.SparseCategoricalCrossentropy()
-        model.compile(keras.optimizers.Adam(1e-3), loss, jit_compile=jit)
+        model = zoo.racecar_mnist_cnn(input_shape=(16, 16, 1), max_pool_reverse="unpool",
+                                      latent_generation={"num_entries": 9})
+        model.compile(keras.optimizers.Adam(1e-3), LOGITS, jit_compile=jit)
         assert model.jit_compile is jit
-        rng = np.random.default_rng(0)
-        x = rng.uniform(size=(8, *model.inputs[0].shape[1:])).astype("float32")
-        y = np.arange(8) % model.outputs[0].shape[-1]
-        history = model.fit(x, y, batch_size=8, epochs=2, verbose=0).history
+        x = np.random.default_rng(0).uniform(size=(8, 16, 16, 1)).astype("float32")
+        history = model.fit(x, np.arange(8), batch_size=8, epochs=2, verbose=0).history
         results.append((history, model.get_weights()))
     (h_graph, w_graph), (h_xla, w_xla) = results
-    assert set(h_graph) == set(h_xla)
+    assert set(h_graph) == {"loss", "task_loss", "racecar_loss", "latent_loss"} == set(h_xla)
     for key in h_graph:
         np.testing.assert_allclose(h_xla[key], h_graph[key], rtol=1e-4, atol=1e-6, err_msg=key)
     for a, b in zip(w_xla, w_graph):
