@@ -96,14 +96,19 @@ def launch_local(n, argv, timeout):
             env = {**os.environ, "TF_CONFIG": tf_config(ports, i)}
             procs.append(subprocess.Popen([sys.executable, os.path.abspath(argv[0]), *args], env=env))
         deadline = time.time() + timeout
-        codes = [p.wait(timeout=max(1, deadline - time.time())) for p in procs]
+        # A failed worker leaves the others waiting in a collective: stop at the first failure.
+        while any(p.poll() is None for p in procs) and time.time() < deadline:
+            if any(p.returncode for p in procs):
+                break
+            time.sleep(0.5)
+        codes = [p.poll() for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    if any(codes):
-        raise SystemExit(f"workers exited with {codes}")
+    if any(code != 0 for code in codes):
+        raise SystemExit(f"workers exited with {codes} (None: killed after the failure or timeout)")
     results = summarize(n)
     print(f"{n} local workers finished: weights {results['weights_digests']}, largest "
           f"difference {results['weights_max_abs_diff_between_workers']:.3g}; "
