@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv test demo clean bazel-test
+.PHONY: venv test test-distributed demo clean bazel-test
 
 $(STAMP): requirements.lock setup.cfg
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,11 @@ $(STAMP): requirements.lock setup.cfg
 venv: $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --durations=15 tests
+	$(PY) -m pytest -n 2 -m "not distributed" --durations=15 tests
+
+# Multi-process training tests (2 workers on 127.0.0.1, SIGKILL and resume).
+test-distributed: $(STAMP)
+	$(PY) -m pytest -n 2 -m distributed --durations=0 tests
 
 demo: $(STAMP)
 	$(PY) examples/racecar_mi.py --preset=demo --out=runs/demo

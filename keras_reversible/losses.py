@@ -110,7 +110,7 @@ class LatentGeneration:
         return lg
 
 
-def transform_output(o, num_entries, closeness, seed):
+def transform_output(o, num_entries, closeness, seed, replica=0, num_replicas=1):
     """``tr(o)`` of RN eq. 8: raise random non-max entries close to the max.
 
     Args:
@@ -118,13 +118,20 @@ def transform_output(o, num_entries, closeness, seed):
         num_entries: entries raised per sample (capped at ``classes − 1``).
         closeness: the raised value is ``closeness · max(o)``.
         seed: a stateless seed, shape ``(2,)``.
+        replica, num_replicas: under ``tf.distribute``, this replica's index
+            and the replica count. The draw is made for the whole global
+            batch and this replica takes its rows, so that the replicas pick
+            what one device would pick for the same global batch.
 
     Returns:
         ``tr(o)``, same shape and dtype as ``o``.
     """
     classes = o.shape[-1]
     k = min(num_entries, classes - 1)
-    scores = tf.random.stateless_uniform(tf.shape(o), seed=seed, dtype=tf.float32)
+    rows = tf.shape(o)[0]
+    scores = tf.random.stateless_uniform(
+        [num_replicas * rows, tf.shape(o)[1]], seed=seed, dtype=tf.float32
+    )[replica * rows:(replica + 1) * rows]
     is_max = tf.one_hot(tf.argmax(o, axis=-1), classes, dtype=tf.float32)
     scores = scores - 2.0 * is_max  # the arg-max is never picked
     _, picked = tf.math.top_k(scores, k=k)

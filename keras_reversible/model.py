@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_reversible import export as export_lib
 from keras_reversible import graph as graph_lib
 from keras_reversible import losses, rules
 from keras_reversible.regularizers import SRIP
@@ -394,7 +395,10 @@ class ReversibleModel(keras.Model):
         lg, head = self._latent, self._rev.latent_head
         o = tf.stop_gradient(tf.cast(y_pred, tf.float32))
         step = tf.cast(self.optimizer.iterations, tf.int32) if self.optimizer else 0
-        t = losses.transform_output(o, lg.num_entries, lg.closeness, tf.stack([lg.seed, step]))
+        context = tf.distribute.get_replica_context()
+        replica = context.replica_id_in_sync_group if context else 0
+        t = losses.transform_output(o, lg.num_entries, lg.closeness, tf.stack([lg.seed, step]),
+                                    replica, _num_replicas())
         ctx = rules.ReverseContext([head["input_shape"]], training=training, options={})
         alpha = head["rule"].fn(head["layer"], t, ctx)
         for op in head["range_ops"]:
@@ -597,6 +601,25 @@ class ReversibleModel(keras.Model):
         clone = keras.models.clone_model(plain)
         clone.set_weights(plain.get_weights())
         return clone
+
+    def export(self, filepath, format="tf_saved_model", verbose=None,
+               input_signature=None, overwrite=False, **kwargs):
+        """Exports for inference; the SavedModel also serves the reverse pass.
+
+        With ``format="tf_saved_model"`` the SavedModel has the endpoints
+        ``serve`` (forward), ``reconstruct`` and ``reverse_activations``; see
+        ``keras_reversible.export``. It is written atomically: an existing
+        ``filepath`` is an error unless ``overwrite=True``, and a failed export
+        leaves no partial folder. Other formats are ``keras.Model.export``'s
+        (forward pass only), after the same ``overwrite`` check.
+        """
+        if format == "tf_saved_model":
+            return export_lib.export_saved_model(
+                self, filepath, overwrite=overwrite, verbose=verbose,
+                input_signature=input_signature, **kwargs)
+        export_lib.check_overwrite(filepath, overwrite)
+        return super().export(filepath, format=format, verbose=verbose,
+                              input_signature=input_signature, **kwargs)
 
     # ------------------------------------------------------------------
     # Serialization
