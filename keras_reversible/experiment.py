@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -161,3 +162,27 @@ class EpochProgress(keras.callbacks.Callback):
         parts = " ".join(f"{k}={v:.4g}" for k, v in sorted((logs or {}).items()))
         print(f"  {self.label}: epoch {done}/{self.total} "
               f"({time.time() - self.start:.0f}s) {parts}", flush=True)
+
+
+def save_model(model, path, weights_only=False):
+    """``model.save(path)`` (or ``save_weights``) without a half-written file.
+
+    Keras picks the format from the suffix (``.keras``, ``.weights.h5``), so
+    ``atomic_path``'s temporary name cannot be used; the model is written in a
+    temporary folder next to ``path`` and renamed there.
+
+    Example:
+
+    ```python
+    save_model(model, cache.model_path("std_a-seed0"))
+    ```
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp_dir = tempfile.mkdtemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    tmp = os.path.join(tmp_dir, os.path.basename(path))
+    try:
+        (model.save_weights if weights_only else model.save)(tmp)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
