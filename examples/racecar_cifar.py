@@ -144,26 +144,36 @@ def fit(model, name, seed, train, test, epochs):
             "seconds_per_epoch": seconds / epochs}
 
 
-def phase_two(phase_one, num_classes):
+def phase_two(phase_one, num_classes, seed):
     """The phase-I network without reverse pass, ``fc16`` re-initialised for the task."""
     plain = phase_one.to_standard()
     features = plain.get_layer("relu15").output
-    outputs = keras.layers.Dense(num_classes, name="fc16")(features)
+    init = keras.initializers.GlorotUniform(seed=seed)  # same head fresh or resumed
+    outputs = keras.layers.Dense(num_classes, kernel_initializer=init, name="fc16")(features)
     return keras.Model(plain.inputs, outputs, name="racecar_cifar_vgg_phase2")
 
 
 def run_phase_one(name, seed, sc, cache):
+    """(a function returning the trained model, the run's results)."""
     key = f"{name}-seed{seed}"
     weights = cache.model_path(key).replace(".keras", ".weights.h5")
     train, test, n = task_data(sc, "A", seed)
-    keras.utils.set_random_seed(seed)
-    model = zoo.racecar_cifar_vgg(num_classes=n, depth=13 if name == "RR13_A" else 0,
-                                  racecar_weight=FLAGS.racecar_weight)
+
+    def build():
+        keras.utils.set_random_seed(seed)
+        return zoo.racecar_cifar_vgg(num_classes=n, depth=13 if name == "RR13_A" else 0,
+                                     racecar_weight=FLAGS.racecar_weight)
+
+    def load():
+        model = build()
+        model.load_weights(weights)
+        return model
+
     run = cache.get(key)
     if run is not None and os.path.exists(weights):
         print(f"  {key}: cached")
-        model.load_weights(weights)
-        return model, run
+        return load, run
+    model = build()
     run = fit(model, name, seed, train, test, sc["epochs"]["A"])
     experiment.save_model(model, weights, weights_only=True)
     x = np.concatenate([x for x, _ in test.take(max(1, 64 // sc["batch_size"]))])[:64]
@@ -179,7 +189,7 @@ def run_phase_one(name, seed, sc, cache):
             run["reconstruction_examples"] = np.round(pairs[0][1][:6], 3)
     model.load_weights(weights)
     cache.put(key, run)
-    return model, run
+    return lambda: model, run
 
 
 def plot_accuracy(path, summary, sc):
@@ -259,7 +269,7 @@ def main(argv):
     results = {name: [] for name in MODELS}
     for seed in sc["seeds"]:
         for prefix in ("Std", "RR13"):
-            model, run = run_phase_one(f"{prefix}_A", seed, sc, cache)
+            phase_one, run = run_phase_one(f"{prefix}_A", seed, sc, cache)
             results[f"{prefix}_A"].append(run)
             for task in ("A", "B"):
                 name, key = f"{prefix}_A{task}", f"{prefix}_A{task}-seed{seed}"
@@ -267,7 +277,7 @@ def main(argv):
                 if run is None:
                     train, test, n = task_data(sc, task, seed)
                     keras.utils.set_random_seed(seed)
-                    run = fit(phase_two(model, n), name, seed, train, test,
+                    run = fit(phase_two(phase_one(), n, seed), name, seed, train, test,
                               sc["epochs"][f"A{task}"])
                     cache.put(key, run)
                 else:
