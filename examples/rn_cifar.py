@@ -60,7 +60,7 @@ VARIANTS = ("std", "rn", "rnl")
 COLUMNS = {"plain": False, "aug": True}  # column -> crop + flip augmentation
 PRESETS = {
     # name: models, columns, train images, test images, epochs, seeds, source, learning rate
-    "cpu": (["rn_baseline"], ["plain", "aug"], 3000, 2000, 3, [0], "local", 0.01),
+    "cpu": (["rn_baseline"], ["plain"], 3000, 2000, 3, [0], "local", 0.01),
     "full": (list(MODELS), ["plain", "aug"], None, None, 80, list(range(10)), "tfds", 0.1),
     "tiny": (["rn_baseline"], ["plain"], 256, 200, 1, [0], "local", 0.01),
 }
