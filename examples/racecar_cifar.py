@@ -206,6 +206,10 @@ def plot_accuracy(path, summary, sc):
     ax.bar(pos - 0.2, ours, 0.4, label="ours (this scale)", color="tab:green")
     ax.bar(pos + 0.2, paper, 0.4, yerr=[PAPER_TABLE5[n][1] for n in names],
            label="racecar table 5 (5 runs)", color="tab:gray")
+    chance = {t: 1 / (len(sc[f"task_{t}"]["classes"] or []) or data.cifar.NUM_CLASSES[
+        (sc[f"task_{t}"]["dataset"], "fine")]) for t in ("A", "B")}
+    ax.hlines([chance["B" if n.endswith("B") else "A"] for n in names], pos - 0.4, pos,
+              colors="k", linestyles="dashed", label="chance (ours)")
     ax.set_xticks(pos, names)
     ax.set_ylabel("test accuracy")
     a, b = sc["task_A"], sc["task_B"]
