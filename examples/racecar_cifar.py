@@ -243,7 +243,8 @@ def plot_reconstructions(path, x, runs):
                 ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     ax = fig.add_subplot(grid[:, 7:])
     for name, color in (("Std_A", "tab:orange"), ("RR13_A", "tab:green")):
-        for suffix, style, label in (("", "o-", "BN batch stats"), ("_inference", "x:", "BN moving stats")):
+        for suffix, style, label in (("", "o-", "BN batch stats"),
+                                     ("_inference", "x:", "BN moving stats")):
             err = runs[name]["layer_relative_error" + suffix]
             ax.plot(np.arange(1, len(err) + 1), err, style, color=color, label=f"{name}, {label}")
     ax.set_yscale("log")
