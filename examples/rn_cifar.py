@@ -41,8 +41,6 @@ Usage:
 """
 
 import os
-import shutil
-import tempfile
 import time
 
 from absl import app, flags
@@ -157,18 +155,6 @@ def datasets(sc, augment, seed):
     return train, test
 
 
-def save_model(model, path):
-    """``model.save(path)`` without a half-written file under ``path`` (Keras
-    needs the ``.keras`` suffix, so ``experiment.atomic_path`` cannot name it)."""
-    tmp_dir = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(path)) or ".",
-                               prefix=".save.", suffix=".tmp")
-    try:
-        model.save(os.path.join(tmp_dir, os.path.basename(path)))
-        os.replace(os.path.join(tmp_dir, os.path.basename(path)), path)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-
-
 def train_one(name, variant, column, seed, sc, cache, key):
     """Trains one network; returns its results and saves its weights in the cache."""
     keras.utils.set_random_seed(seed)
@@ -180,7 +166,7 @@ def train_one(name, variant, column, seed, sc, cache, key):
     history = model.fit(train, epochs=sc["epochs"], verbose=0, callbacks=[
         experiment.EpochProgress(f"{name} {variant} {column} seed {seed}", 1, sc["epochs"])])
     seconds = time.time() - start
-    save_model(model, cache.model_path(key))
+    experiment.save_model(model, cache.model_path(key))
     ev = model.evaluate(test, verbose=0, return_dict=True)
     x_test = np.concatenate([x for x, _ in test.take(2)])
     rec = model.reconstruct(x_test, batch_size=FLAGS.test_batch_size)
@@ -207,7 +193,6 @@ def run_study(sc, models, variants, columns):
         latent_entries=FLAGS.latent_entries, latent_closeness=FLAGS.latent_closeness,
         result_format=1)
     cache = experiment.RunCache(FLAGS.out, settings)
-    os.makedirs(cache.dir, exist_ok=True)
     results = {}
     for seed in sc["seeds"]:
         for name in models:
