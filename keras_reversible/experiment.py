@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -237,3 +238,27 @@ def accuracy_table(title, names, summary, seeds, digits=3):
         lines.append("  paper Avg. " + "".join(cell(summary[n]["paper_mean_std"][0]) for n in names))
         lines.append("  paper Std. " + "".join(cell(summary[n]["paper_mean_std"][1]) for n in names))
     return "\n".join(lines)
+
+
+def save_model(model, path, weights_only=False):
+    """``model.save(path)`` (or ``save_weights``) without a half-written file.
+
+    Keras picks the format from the suffix (``.keras``, ``.weights.h5``), so
+    ``atomic_path``'s temporary name cannot be used; the model is written in a
+    temporary folder next to ``path`` and renamed there.
+
+    Example:
+
+    ```python
+    save_model(model, cache.model_path("std_a-seed0"))
+    ```
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp_dir = tempfile.mkdtemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    tmp = os.path.join(tmp_dir, os.path.basename(path))
+    try:
+        (model.save_weights if weights_only else model.save)(tmp)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)

@@ -391,14 +391,15 @@ class ReversibleModel(keras.Model):
             total /= _num_replicas()
         return total
 
-    def _latent_term(self, y, y_pred, sample_weight, training):
-        lg, head = self._latent, self._rev.latent_head
-        o = tf.stop_gradient(tf.cast(y_pred, tf.float32))
-        step = tf.cast(self.optimizer.iterations, tf.int32) if self.optimizer else 0
-        context = tf.distribute.get_replica_context()
-        replica = context.replica_id_in_sync_group if context else 0
+    def _generate_latent(self, o, lg, step, training, replica=0, num_replicas=1):
+        """RN eq. 8 and alg. 1: ``(tr(o), α̂, ô)`` for the outputs ``o``.
+
+        Under ``tf.distribute`` each replica takes its own rows of the global
+        batch's random draw (``replica`` of ``num_replicas``).
+        """
+        head = self._rev.latent_head
         t = losses.transform_output(o, lg.num_entries, lg.closeness, tf.stack([lg.seed, step]),
-                                    replica, _num_replicas())
+                                    replica, num_replicas)
         ctx = rules.ReverseContext([head["input_shape"]], training=training, options={})
         alpha = head["rule"].fn(head["layer"], t, ctx)
         for op in head["range_ops"]:
@@ -406,6 +407,15 @@ class ReversibleModel(keras.Model):
         o_hat = head["layer"](alpha)
         for layer in head["chain"]:
             o_hat = layer(o_hat, training=training) if layer._call_has_training_arg else layer(o_hat)
+        return t, alpha, o_hat
+
+    def _latent_term(self, y, y_pred, sample_weight, training):
+        lg = self._latent
+        o = tf.stop_gradient(tf.cast(y_pred, tf.float32))
+        step = tf.cast(self.optimizer.iterations, tf.int32) if self.optimizer else 0
+        context = tf.distribute.get_replica_context()
+        replica = context.replica_id_in_sync_group if context else 0
+        _, _, o_hat = self._generate_latent(o, lg, step, training, replica, _num_replicas())
         return lg.weight * self._compile_loss(y, o_hat, sample_weight)
 
     def _regularization_terms(self):
@@ -589,6 +599,59 @@ class ReversibleModel(keras.Model):
         y_pred, taps = self._forward(x, training)
         term = self._racecar_term(taps, training)
         return y_pred, tf.constant(0.0) if term is None else term
+
+    def generate_latent(self, x, batch_size=256, step=0):
+        """RNL latent feature generation on ``x``, for inspection (RN fig. 3b).
+
+        Runs the steps of RN algorithm 1 that the latent loss uses during
+        training, with the model's ``latent_generation`` settings (the
+        ``LatentGeneration`` defaults when it is off): the output ``o``,
+        ``tr(o)``, the generated latent feature ``α̂`` (one tied step back
+        through the last weight layer), ``ô`` (the last layer run forward on
+        ``α̂``) and, when the reverse pass starts at the network output, the
+        reconstructions of ``o`` and of ``tr(o)`` in input space: the latter
+        is the reverse pass continued from ``α̂`` down to the input.
+
+        Args:
+            x: input batch, structured like the model inputs.
+            batch_size: batch size for large arrays.
+            step: the training step whose random entry choice ``tr`` uses
+                (during training the seed is ``(seed, optimizer step)``).
+
+        Returns:
+            dict of numpy arrays: ``output`` (o), ``transformed`` (tr(o)),
+            ``latent`` (α̂), ``latent_output`` (ô) and, when ``reverse_from``
+            is the network output, ``reconstruction`` (x̄ from o) and
+            ``latent_reconstruction`` (x̄ from tr(o)).
+
+        Example:
+
+        ```python
+        import zoo
+        model = zoo.rn_baseline(latent_generation={"num_entries": 2})
+        g = model.generate_latent(x)       # x: (n, 32, 32, 3)
+        g["latent"].shape                  # (n, 256): α̂, the input of fc2
+        ```
+        """
+        if self._rev.latent_head is None:
+            self._rev.latent_head = self._find_latent_head(self._rev.reverse)
+        lg = self._latent or losses.LatentGeneration()
+        outputs = keras.tree.flatten(self.outputs)
+        from_output = graph_lib.key(self._rev.reverse.start) == graph_lib.key(outputs[0])
+        input_key = graph_lib.key(keras.tree.flatten(self.inputs)[0])
+
+        def run(xb):
+            y_pred, taps = self._forward(xb, False)
+            o = tf.cast(y_pred, tf.float32)
+            t, alpha, o_hat = self._generate_latent(o, lg, tf.constant(step, tf.int32), False)
+            out = {"output": o, "transformed": t, "latent": alpha, "latent_output": o_hat}
+            if from_output:
+                out["reconstruction"] = self._reverse(taps, False)[input_key]
+                out["latent_reconstruction"] = self._rev.reverse.run(t, taps)[input_key]
+            return out
+
+        fn = self._function(f"generate_latent_{step}", run)
+        return self._batched(x, batch_size, fn)
 
     def to_standard(self):
         """Phase II: a plain ``keras.Model`` with copies of the same weights.
