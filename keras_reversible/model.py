@@ -392,7 +392,8 @@ class ReversibleModel(keras.Model):
 
     def _latent_term(self, y, y_pred, sample_weight, training):
         lg, head = self._latent, self._rev.latent_head
-        o = tf.stop_gradient(tf.cast(y_pred, tf.float32))
+        # make_reversible passes `model.outputs`, a list: y_pred is then [o].
+        o = tf.stop_gradient(tf.cast(keras.tree.flatten(y_pred)[0], tf.float32))
         step = tf.cast(self.optimizer.iterations, tf.int32) if self.optimizer else 0
         t = losses.transform_output(o, lg.num_entries, lg.closeness, tf.stack([lg.seed, step]))
         ctx = rules.ReverseContext([head["input_shape"]], training=training, options={})
@@ -402,6 +403,7 @@ class ReversibleModel(keras.Model):
         o_hat = head["layer"](alpha)
         for layer in head["chain"]:
             o_hat = layer(o_hat, training=training) if layer._call_has_training_arg else layer(o_hat)
+        o_hat = keras.tree.pack_sequence_as(self._outputs_struct, [o_hat])
         return lg.weight * self._compile_loss(y, o_hat, sample_weight)
 
     def _regularization_terms(self):
