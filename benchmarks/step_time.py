@@ -1,0 +1,367 @@
+r"""Step time and memory of racecar training against the standard step, per zoo model.
+
+For every reversible zoo model at a CPU-sized input and batch, in one process
+on the same weights, batch and data, this measures the median train-step time
+of
+
+* ``standard``: a plain ``keras.Model`` over the same layers (no reverse pass);
+* ``racecar``: the reverse pass and the racecar loss at full depth (all
+  constrained points, ``s = n``);
+* ``lambda0``: full depth with ``λ = 0`` (the term is not computed);
+* ``depth<s>``: depth ``s`` for a few ``s`` in ``1 … n``;
+* ``rnl``: full depth plus RNL latent generation;
+* ``standard``/``racecar`` with ``jit_compile=True`` (XLA), beside the
+  default (Keras turns XLA off on CPU-only machines);
+
+timed in turns after a warm-up (medians), with SGD at learning rate 0 so the
+weights stay the same for every variant and round. Beside each ratio it
+gives the FLOP-ideal ratio racecar ÷ standard counted by TensorFlow's
+profiler (``keras_reversible.benchmark.float_ops``):
+``(F_forward + F_reverse) / F_forward``, where ``F_forward`` is the model's
+forward pass and ``F_reverse`` the reverse pass (the transposed layers do one
+forward's worth of work per constrained layer); a backward pass costs about
+twice its forward for both, so the step ratio is the forward ratio. Peak
+memory is TensorFlow's own allocator peak while a variant steps, reset
+between variants, measured in one child process per model that uses
+TensorFlow's BFC allocator on CPU (it keeps the statistics;
+``benchmark.step_memory``).
+
+It writes ``results.json`` (every number, the command, the machine, library
+versions), ``table.md`` (the README table) and ``depth.png`` (step time
+against depth) under ``--out``.
+
+Usage:
+
+    python benchmarks/step_time.py --out=runs/step_time                 # CPU preset
+    python benchmarks/step_time.py --models=racecar_mnist_cnn --repeats=30
+    python benchmarks/step_time.py --preset=ci --out=/tmp/st           # seconds, for tests
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_reversible as kr  # noqa: E402
+import zoo  # noqa: E402
+from keras_reversible import benchmark, experiment  # noqa: E402
+
+# CPU-sized inputs: the papers' CIFAR sizes; VGG-19 at 32×32 (its CIFAR layout).
+INPUTS = {
+    "racecar_mi_net": dict(input_shape=(12,)),
+    "racecar_mnist_cnn": dict(input_shape=(28, 28, 1)),
+    "racecar_cifar_vgg": dict(input_shape=(32, 32, 3)),
+    "rn_baseline": dict(input_shape=(32, 32, 3)),
+    "reversible_vgg19": dict(input_shape=(32, 32, 3), num_classes=10),
+    "reversible_resnet18": dict(input_shape=(32, 32, 3)),
+    "reversible_densenet40": dict(input_shape=(32, 32, 3)),
+    "smoke_generator": dict(input_shape=(16, 16, 1)),
+}
+PRESETS = {
+    # models, batch size, warm-up steps, timed rounds, depth points, memory, XLA
+    "cpu": dict(models=list(INPUTS), batch_size=16, warmup=3, repeats=15, depth_points=5,
+                memory=("standard", "racecar", "lambda0", "rnl"), jit=True),
+    "ci": dict(models=["racecar_mi_net"], batch_size=4, warmup=1, repeats=2, depth_points=2,
+               memory=("standard", "racecar"), jit=True),
+}
+GOALS = {"racecar_over_ideal": 1.05, "lambda0": 1.03, "memory": 2.0}
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("out", "runs/step_time", "Output folder.")
+flags.DEFINE_enum("preset", "cpu", list(PRESETS), "Models, batch and repeats preset.")
+flags.DEFINE_list("models", None, f"Zoo models (overrides the preset); known: {list(INPUTS)}.")
+flags.DEFINE_integer("batch_size", None, "Batch size (overrides the preset).")
+flags.DEFINE_integer("repeats", None, "Timed rounds per variant (overrides the preset).")
+flags.DEFINE_integer("warmup", None, "Untimed steps per variant first (overrides the preset).")
+flags.DEFINE_list("memory", None, "Variants whose peak memory is measured, in a child process "
+                  "per model (overrides the preset; --memory= measures none).")
+flags.DEFINE_bool("jit", None, "Also time jit_compile=True (overrides the preset).")
+flags.DEFINE_string("child", None, "Internal: measure the memory of this model in this process.")
+
+
+def depths_for(n, points):
+    """About ``points`` depths spread over 1 … n, always with 1 and n."""
+    return sorted({int(round(d)) for d in np.linspace(1, n, min(n, max(points, 2)))})
+
+
+def batch_for(model, batch_size, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((batch_size, *model.input_shape[1:]), dtype=np.float32)
+    out_shape = model.output_shape[1:]
+    if len(out_shape) == 1 and out_shape[0] > 1:  # a classifier
+        y = rng.integers(0, out_shape[0], batch_size).astype(np.int32)
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    else:  # the smoke generator: an image-to-image L2 task
+        y = rng.random((batch_size, *out_shape), dtype=np.float32)
+        loss = "mse"
+    return tf.constant(x), tf.constant(y), loss
+
+
+def build_variants(name, batch_size, depths, jit):
+    """Every variant of ``name`` over one set of layers (shared weights)."""
+    keras.utils.set_random_seed(0)
+    base = zoo.get(name, **INPUTS[name])
+    n = base.num_constrained
+    settings = base.reversal_settings
+    weight = settings["racecar_weight"]
+    settings["racecar_weight"] = weight[0] if isinstance(weight, list) else weight
+    settings["racecar_weight"] = settings["racecar_weight"] or 1.0
+
+    def reversible(**overrides):
+        return kr.make_reversible(base, **{**settings, **overrides})
+
+    builders = {
+        "standard": lambda: keras.Model(base.inputs, base.outputs, name=f"{name}_standard"),
+        "racecar": lambda: reversible(depth=n),
+        "lambda0": lambda: reversible(depth=n, racecar_weight=0.0),
+        **{f"depth{s}": (lambda s=s: reversible(depth=s)) for s in depths if s != n},
+        "rnl": lambda: reversible(depth=n, latent_generation=True),
+    }
+    x, y, loss = batch_for(base, batch_size)
+    compiled, errors = {}, {}
+    jit_flags = {"": False, **({"_jit": True} if jit else {})}
+    for variant, build in builders.items():
+        for suffix, jit_compile in jit_flags.items():
+            if suffix and variant not in ("standard", "racecar"):
+                continue
+            key = variant + suffix
+            try:
+                model = build()
+                model.compile(keras.optimizers.SGD(0.0), loss, jit_compile=jit_compile)
+                compiled[key] = model
+            except Exception as err:  # noqa: BLE001 - recorded in the JSON
+                errors[key] = f"{type(err).__name__}: {err}"
+    return base, compiled, errors, (x, y)
+
+
+def stepper(model, data):
+    """A no-argument callable running one train step and waiting for it."""
+    iterator = iter(tf.data.Dataset.from_tensors(data).repeat())
+    model.make_train_function()
+    fn = model.train_function
+
+    def step():
+        float(fn(iterator)["loss"])
+
+    return step
+
+
+def flop_counts(base):
+    """Forward and reverse-pass FLOPs of one example, by TF's profiler."""
+    spec = [tf.TensorSpec((1, *base.input_shape[1:]), tf.float32)]
+
+    def forward(x):
+        return base(x, training=False)
+
+    def forward_and_reverse(x):
+        _, taps = base._forward(x, False)
+        return base._reverse(taps, False)
+
+    f_forward = benchmark.float_ops(forward, spec)
+    f_reverse = benchmark.float_ops(forward_and_reverse, spec) - f_forward
+    return {"forward": f_forward, "reverse": f_reverse,
+            "ideal_ratio": (f_forward + f_reverse) / f_forward}
+
+
+def child_main(name, cfg):
+    """Peak memory of every memory variant of ``name``, in this (child) process."""
+    _, compiled, errors, data = build_variants(name, cfg["batch_size"], [], jit=False)
+    result = {}
+    for variant in cfg["memory"]:
+        if variant in errors:
+            result[variant] = {"error": errors[variant]}
+        else:
+            result[variant] = benchmark.step_memory(stepper(compiled[variant], data))
+    print("STEP_MEMORY_JSON " + json.dumps(result), flush=True)
+
+
+def measure_memory(name, cfg):
+    argv = [os.path.abspath(__file__), f"--child={name}", f"--batch_size={cfg['batch_size']}",
+            f"--memory={','.join(cfg['memory'])}"]
+    try:
+        out = benchmark.run_child(argv)
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as err:
+        out = {v: {"error": str(err)[-500:]} for v in cfg["memory"]}
+    for variant, mem in out.items():
+        print(f"    memory {variant}: {mem}", flush=True)
+    return out
+
+
+def ratio(a, b):
+    return None if a is None or b is None else a / b
+
+
+def measure_model(name, cfg):
+    start = time.time()
+    print(f"{name}: building variants", flush=True)
+    probe = zoo.get(name, **INPUTS[name])
+    depths = depths_for(probe.num_constrained, cfg["depth_points"])
+    del probe
+    base, compiled, errors, data = build_variants(name, cfg["batch_size"], depths, cfg["jit"])
+    flops = flop_counts(base)
+    steps = {}
+    for key, model in compiled.items():
+        try:
+            steps[key] = stepper(model, data)
+            steps[key]()  # trace (and for XLA compile) now, so errors surface here
+        except Exception as err:  # noqa: BLE001 - e.g. XLA cannot compile an op
+            errors[key] = f"{type(err).__name__}: {str(err)[:300]}"
+            steps.pop(key, None)
+    print(f"{name}: timing {list(steps)}", flush=True)
+    medians = benchmark.interleaved_medians(
+        steps, warmup=cfg["warmup"], repeats=cfg["repeats"],
+        progress=lambda line: print(f"  {name}{line}", flush=True),
+    )
+    ms = {k: v * 1000 for k, v in medians.items()}
+    std = ms.get("standard")
+    n = base.num_constrained
+    by_depth = {0: ms.get("lambda0")}
+    for s in depths:
+        by_depth[s] = ms.get("racecar" if s == n else f"depth{s}")
+    racecar_ratio = ratio(ms.get("racecar"), std)
+    result = {
+        "input_shape": list(base.input_shape[1:]),
+        "batch_size": cfg["batch_size"],
+        "num_constrained": n,
+        "flops_per_example": flops,
+        "step_ms": ms,
+        "errors": errors,
+        "ratios": {
+            "racecar": racecar_ratio,
+            "racecar_over_ideal": ratio(racecar_ratio, flops["ideal_ratio"]),
+            "lambda0": ratio(ms.get("lambda0"), std),
+            "rnl": ratio(ms.get("rnl"), std),
+            "depth": {str(s): ratio(t, std) for s, t in by_depth.items()},
+            "jit_standard": ratio(ms.get("standard_jit"), std),
+            "jit_racecar": ratio(ms.get("racecar_jit"), ms.get("racecar")),
+            "racecar_jit_over_standard_jit": ratio(ms.get("racecar_jit"), ms.get("standard_jit")),
+        },
+    }
+    if cfg["memory"]:
+        del compiled, steps
+        mem = measure_memory(name, cfg)
+        result["memory_mb"] = mem
+
+        def step_mb(v):
+            return mem.get(v, {}).get("step_mb")
+
+        def peak_mb(v):
+            return mem.get(v, {}).get("peak_mb")
+
+        result["ratios"]["memory_step"] = ratio(step_mb("racecar"), step_mb("standard"))
+        result["ratios"]["memory_peak"] = ratio(peak_mb("racecar"), peak_mb("standard"))
+    result["seconds"] = time.time() - start
+    r = result["ratios"]
+    print(f"{name}: racecar/std {fmt(r['racecar'])} (ideal {flops['ideal_ratio']:.2f}), "
+          f"λ=0/std {fmt(r['lambda0'])}, {time.time() - start:.0f}s", flush=True)
+    return result
+
+
+def fmt(value, digits=2):
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def markdown_table(results):
+    """The README table: one row per model."""
+    rows = [
+        "| model (input, batch) | std step ms | racecar ÷ std | FLOP-ideal | measured ÷ ideal "
+        "| λ=0 ÷ std | RNL ÷ std | depth s: step ÷ std | XLA: std, racecar ÷ no-XLA "
+        "| peak memory racecar ÷ std (step only) |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---|---|",
+    ]
+    for name, res in results.items():
+        r = res["ratios"]
+        shape = "×".join(str(d) for d in res["input_shape"])
+        depth = ", ".join(f"{s}: {fmt(v)}" for s, v in r["depth"].items())
+        jit_errors = [k for k in res["errors"] if k.endswith("_jit")]
+        jit = f"{fmt(r['jit_standard'])}, {fmt(r['jit_racecar'])}"
+        if jit_errors:
+            jit += f" ({', '.join(jit_errors)} failed: see errors in the JSON)"
+        rows.append(
+            f"| `{name}` ({shape}, {res['batch_size']}) | {fmt(res['step_ms'].get('standard'), 1)} "
+            f"| {fmt(r['racecar'])} | {fmt(res['flops_per_example']['ideal_ratio'])} "
+            f"| {fmt(r['racecar_over_ideal'])} | {fmt(r['lambda0'])} | {fmt(r['rnl'])} "
+            f"| {depth} | {jit} | {fmt(r.get('memory_peak'))} ({fmt(r.get('memory_step'))}) |"
+        )
+    return "\n".join(rows)
+
+
+def plot_depth(path, results):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, res in results.items():
+        n = res["num_constrained"]
+        points = [(int(s), v) for s, v in res["ratios"]["depth"].items() if v is not None]
+        if not points:
+            continue
+        s, v = zip(*sorted(points))
+        ax.plot(np.array(s) / n, v, marker="o", label=f"{name} (n={n})")
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("depth s / n  (s = 0: λ = 0, no reverse pass)")
+    ax.set_ylabel("train step time ÷ standard step")
+    ax.set_title("Racecar step time against depth s (median of interleaved steps)", fontsize=10)
+    ax.legend(fontsize=7)
+    with experiment.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
+    plt.close(fig)
+
+
+def main(argv):
+    del argv
+    cfg = dict(PRESETS[FLAGS.preset])
+    for key in ("models", "batch_size", "repeats", "warmup", "memory", "jit"):
+        if getattr(FLAGS, key) is not None:
+            cfg[key] = getattr(FLAGS, key)
+    if FLAGS.child:
+        child_main(FLAGS.child, cfg)
+        return
+    unknown = set(cfg["models"]) - set(INPUTS)
+    if unknown:
+        raise app.UsageError(f"--models: unknown {sorted(unknown)}; known: {list(INPUTS)}.")
+    results = {}
+    for name in cfg["models"]:
+        results[name] = measure_model(name, cfg)
+    summary = {
+        **experiment.environment(),
+        "preset": FLAGS.preset,
+        "settings": cfg,
+        "goals": GOALS,
+        "method": (
+            "one process; per model every variant shares the layers (weights) and one "
+            "random batch; SGD with learning rate 0 keeps the weights fixed; after "
+            "`warmup` untimed steps each, the variants are timed in turns for `repeats` "
+            "rounds and the median kept; memory: TensorFlow's allocator peak while stepping "
+            "(BFC allocator, in one child process per model; step_mb = peak − tensors "
+            "alive before stepping). "
+            "The machine is shared with other jobs: absolute times are inflated, ratios "
+            "are what to read."
+        ),
+        "load_average": os.getloadavg(),
+        "results": results,
+    }
+    table = markdown_table(results)
+    print(table)
+    os.makedirs(FLAGS.out, exist_ok=True)
+    experiment.write_json(os.path.join(FLAGS.out, "results.json"), summary)
+    with experiment.atomic_path(os.path.join(FLAGS.out, "table.md")) as tmp:
+        with open(tmp, "w") as f:
+            f.write(table + "\n")
+    plot_depth(os.path.join(FLAGS.out, "depth.png"), results)
+    print(f"wrote {FLAGS.out}/results.json, table.md, depth.png", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(app.run(main))
