@@ -41,8 +41,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 PRESETS = {
-    # steps per epoch, timed epochs per variant
-    "cpu": dict(steps=60, epochs=7),
+    # steps per epoch, timed epochs per variant (short epochs: finer turns)
+    "cpu": dict(steps=10, epochs=30),
     "ci": dict(steps=3, epochs=2),
 }
 

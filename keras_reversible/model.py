@@ -378,7 +378,7 @@ class ReversibleModel(keras.Model):
 
     def _racecar_term(self, taps, training):
         """Σ λ_m D(L_m, L'_m), as this replica's share of the global value."""
-        if self._depth == 0 or not any(self._lambdas):
+        if not self._racecar_on():
             return None
         rev = self._reverse(taps, training)
         total = tf.constant(0.0)
@@ -440,8 +440,7 @@ class ReversibleModel(keras.Model):
         self._loss_tracker.update_state(total * replicas, sample_weight=batch)
         for name, value in terms.items():
             tracker = getattr(self, f"{name}_tracker", None)
-            if tracker is not None:
-                value = tf.constant(0.0) if value is None else value
+            if tracker is not None and value is not None:  # an empty Mean reports 0
                 tracker.update_state(value * replicas, sample_weight=batch)
         return total
 
@@ -462,9 +461,13 @@ class ReversibleModel(keras.Model):
 
         return keras.tree.map_structure(check, x)
 
+    def _racecar_on(self):
+        return self._depth > 0 and any(self._lambdas)
+
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        x = self._check_finite(x)
+        if self._racecar_on():  # with λ = 0 the step costs what a standard one does
+            x = self._check_finite(x)
         with tf.GradientTape() as tape:
             y_pred, terms = self._loss_terms(x, y, sample_weight, training=True)
             total = self._track(terms, x)
@@ -476,7 +479,8 @@ class ReversibleModel(keras.Model):
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        x = self._check_finite(x)
+        if self._racecar_on():
+            x = self._check_finite(x)
         y_pred, terms = self._loss_terms(x, y, sample_weight, training=False)
         self._track(terms, x)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
