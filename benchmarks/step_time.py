@@ -56,19 +56,20 @@ import zoo  # noqa: E402
 from keras_reversible import benchmark, experiment  # noqa: E402
 
 # CPU-sized inputs: the papers' CIFAR sizes; VGG-19 at 32×32 (its CIFAR layout).
+# In the order measured: small to large.
 INPUTS = {
     "racecar_mi_net": dict(input_shape=(12,)),
     "racecar_mnist_cnn": dict(input_shape=(28, 28, 1)),
-    "racecar_cifar_vgg": dict(input_shape=(32, 32, 3)),
-    "rn_baseline": dict(input_shape=(32, 32, 3)),
-    "reversible_vgg19": dict(input_shape=(32, 32, 3), num_classes=10),
-    "reversible_resnet18": dict(input_shape=(32, 32, 3)),
-    "reversible_densenet40": dict(input_shape=(32, 32, 3)),
     "smoke_generator": dict(input_shape=(16, 16, 1)),
+    "rn_baseline": dict(input_shape=(32, 32, 3)),
+    "reversible_densenet40": dict(input_shape=(32, 32, 3)),
+    "reversible_resnet18": dict(input_shape=(32, 32, 3)),
+    "racecar_cifar_vgg": dict(input_shape=(32, 32, 3)),
+    "reversible_vgg19": dict(input_shape=(32, 32, 3), num_classes=10),
 }
 PRESETS = {
     # models, batch size, warm-up steps, timed rounds, depth points, memory, XLA
-    "cpu": dict(models=list(INPUTS), batch_size=16, warmup=3, repeats=15, depth_points=5,
+    "cpu": dict(models=list(INPUTS), batch_size=16, warmup=2, repeats=12, depth_points=4,
                 memory=("standard", "racecar", "lambda0", "rnl"), jit=True),
     "ci": dict(models=["racecar_mi_net"], batch_size=4, warmup=1, repeats=2, depth_points=2,
                memory=("standard", "racecar"), jit=True),
@@ -340,6 +341,18 @@ def main(argv):
     results = {}
     for name in cfg["models"]:
         results[name] = measure_model(name, cfg)
+        write_results(cfg, results, complete=name == cfg["models"][-1])
+    table = markdown_table(results)
+    print(table)
+    with experiment.atomic_path(os.path.join(FLAGS.out, "table.md")) as tmp:
+        with open(tmp, "w") as f:
+            f.write(table + "\n")
+    plot_depth(os.path.join(FLAGS.out, "depth.png"), results)
+    print(f"wrote {FLAGS.out}/results.json, table.md, depth.png", flush=True)
+
+
+def write_results(cfg, results, complete):
+    """results.json so far (after each model: a long run killed keeps its models)."""
     summary = {
         **experiment.environment(),
         "preset": FLAGS.preset,
@@ -356,17 +369,10 @@ def main(argv):
             "are what to read."
         ),
         "load_average": os.getloadavg(),
+        "complete": complete,
         "results": results,
     }
-    table = markdown_table(results)
-    print(table)
-    os.makedirs(FLAGS.out, exist_ok=True)
     experiment.write_json(os.path.join(FLAGS.out, "results.json"), summary)
-    with experiment.atomic_path(os.path.join(FLAGS.out, "table.md")) as tmp:
-        with open(tmp, "w") as f:
-            f.write(table + "\n")
-    plot_depth(os.path.join(FLAGS.out, "depth.png"), results)
-    print(f"wrote {FLAGS.out}/results.json, table.md, depth.png", flush=True)
 
 
 if __name__ == "__main__":
