@@ -10,6 +10,8 @@ of
 * ``lambda0``: full depth with ``λ = 0`` (the term is not computed);
 * ``depth<s>``: depth ``s`` for a few ``s`` in ``1 … n``;
 * ``rnl``: full depth plus RNL latent generation;
+* ``deepest``: full depth with ``λ_m = 0`` except at ``L_n`` (the deepest
+  constrained point);
 * ``standard``/``racecar`` with ``jit_compile=True`` (XLA), beside the
   default (Keras turns XLA off on CPU-only machines);
 
@@ -126,6 +128,8 @@ def build_variants(name, batch_size, depths, jit):
         "lambda0": lambda: reversible(depth=n, racecar_weight=0.0),
         **{f"depth{s}": (lambda s=s: reversible(depth=s)) for s in depths if s != n},
         "rnl": lambda: reversible(depth=n, latent_generation=True),
+        # λ_m = 0 for m < n: TensorFlow prunes the reverse program below L_n.
+        "deepest": lambda: reversible(depth=n, racecar_weight=[0.0] * (n - 1) + [1.0]),
     }
     x, y, loss = batch_for(base, batch_size)
     compiled, errors = {}, {}
@@ -246,6 +250,7 @@ def measure_model(name, cfg):
             "racecar_over_ideal": ratio(racecar_ratio, flops["ideal_ratio"]),
             "lambda0": ratio(ms.get("lambda0"), std),
             "rnl": ratio(ms.get("rnl"), std),
+            "deepest_only": ratio(ms.get("deepest"), std),
             "depth": {str(s): ratio(t, std) for s, t in by_depth.items()},
             "jit_standard": ratio(ms.get("standard_jit"), std),
             "jit_racecar": ratio(ms.get("racecar_jit"), ms.get("racecar")),
