@@ -13,8 +13,9 @@ and a ``tf.function`` step. Racecar table 9::
 
 The script trains it and ``zoo.racecar_mnist_cnn`` (a ``kr.ReversibleModel``
 whose reverse pass is derived from the graph) on the same MNIST batches from
-the same weights, with the same plain SGD update, one epoch each in turns,
-and reports the median time per step of each, and of both with λ off
+the same weights, with the same plain SGD update, step by step in turns
+(a hand-written step after each library step inside ``fit``), and reports
+the median time per step of each, and of both with λ off
 (standard training: the hand-written step without the reverse pass, a
 plain ``keras.Model`` over the same layers). ``library ÷ hand-written`` is the
 cost of deriving the reverse pass automatically (and of Keras's ``fit``).
@@ -41,8 +42,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 PRESETS = {
-    # steps per epoch, timed epochs per variant (short epochs: finer turns)
-    "cpu": dict(steps=10, epochs=30),
+    # steps per epoch, timed epochs per implementation pair
+    "cpu": dict(steps=20, epochs=10),
     "ci": dict(steps=3, epochs=2),
 }
 
@@ -168,14 +169,31 @@ def mnist_batches(batch_size, steps):
     return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).cache().prefetch(2)
 
 
-class _EpochTimer(keras.callbacks.Callback):
-    """Seconds of the last epoch, without fit's set-up and tear-down."""
+class _Interleave(keras.callbacks.Callback):
+    """Times each library step inside ``fit`` and a hand-written step after it.
+
+    The hand-written step gets the same batch (a second pass over the same
+    unshuffled dataset), so the two alternate step by step and load from
+    other processes hits both alike.
+    """
+
+    def __init__(self, hand_step, ds):
+        super().__init__()
+        self.hand_step, self.ds = hand_step, ds
+        self.library, self.handwritten = [], []
 
     def on_epoch_begin(self, epoch, logs=None):
+        self.batches = iter(self.ds)
+
+    def on_train_batch_begin(self, batch, logs=None):
         self.start = time.perf_counter()
 
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds = time.perf_counter() - self.start
+    def on_train_batch_end(self, batch, logs=None):
+        self.library.append(time.perf_counter() - self.start)
+        x, y = next(self.batches)
+        start = time.perf_counter()
+        self.hand_step(x, y)
+        self.handwritten.append(time.perf_counter() - start)
 
 
 def main(argv):
@@ -189,51 +207,34 @@ def main(argv):
     list(ds)  # fill the cache
     lam = FLAGS.racecar_weight
 
-    def library(depth):
+    def pair(depth):
+        """fit() of the library model with the hand-written step interleaved."""
         keras.utils.set_random_seed(FLAGS.seed)
         model = zoo.racecar_mnist_cnn(racecar_weight=lam, depth=depth)
+        net = HandwrittenRacecarCNN(lam if depth else 0.0, FLAGS.learning_rate)
+        net.set_from(model)
         if depth == 0:  # standard training: a plain keras.Model over the layers
             model = keras.Model(model.inputs, model.outputs)
         model.compile(keras.optimizers.SGD(FLAGS.learning_rate),
                       keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        timer = _EpochTimer()
+        timer = _Interleave(lambda x, y: float(net.train_step(x, y)[0]), ds)
+        model.fit(ds, epochs=1, verbose=0, callbacks=[timer])  # warm-up: tracing
+        timer.library.clear()
+        timer.handwritten.clear()
+        return lambda: model.fit(ds, epochs=1, verbose=0, callbacks=[timer]), timer
 
-        def epoch():
-            model.fit(ds, epochs=1, verbose=0, callbacks=[timer])
-            return timer.seconds
-
-        return model, epoch
-
-    def handwritten(weight, like):
-        net = HandwrittenRacecarCNN(weight, FLAGS.learning_rate)
-        net.set_from(like)
-
-        def epoch():
-            start = time.perf_counter()
-            for x, y in ds:
-                task, _ = net.train_step(x, y)
-            float(task)
-            return time.perf_counter() - start
-
-        return epoch
-
-    lib_rr, lib_rr_epoch = library(3)
-    lib_std, lib_std_epoch = library(0)
-    runs = {
-        "library_racecar": lib_rr_epoch,
-        "handwritten_racecar": handwritten(lam, lib_rr),
-        "library_standard": lib_std_epoch,
-        "handwritten_standard": handwritten(0.0, lib_std),
-    }
-    for name, epoch in runs.items():  # warm-up: tracing
-        epoch()
-    times = {name: [] for name in runs}
+    pairs = {"racecar": pair(3), "standard": pair(0)}
     for e in range(cfg["epochs"]):
-        for name, epoch in runs.items():
-            times[name].append(epoch() / cfg["steps"])
-        print(f"  epoch {e + 1}/{cfg['epochs']}: "
-              + ", ".join(f"{k} {v[-1] * 1000:.1f} ms/step" for k, v in times.items()), flush=True)
-    ms = {k: statistics.median(v) * 1000 for k, v in times.items()}
+        for name, (epoch, timer) in pairs.items():
+            epoch()
+            print(f"  epoch {e + 1}/{cfg['epochs']} {name}: library "
+                  f"{statistics.median(timer.library[-cfg['steps']:]) * 1000:.1f} ms/step, "
+                  f"hand-written {statistics.median(timer.handwritten[-cfg['steps']:]) * 1000:.1f}",
+                  flush=True)
+    ms = {}
+    for name, (_, timer) in pairs.items():
+        ms[f"library_{name}"] = statistics.median(timer.library) * 1000
+        ms[f"handwritten_{name}"] = statistics.median(timer.handwritten) * 1000
     ratios = {
         "library_over_handwritten_racecar": ms["library_racecar"] / ms["handwritten_racecar"],
         "library_over_handwritten_standard": ms["library_standard"] / ms["handwritten_standard"],
@@ -246,10 +247,12 @@ def main(argv):
         "settings": {**cfg, "batch_size": FLAGS.batch_size, "racecar_weight": lam,
                      "learning_rate": FLAGS.learning_rate, "seed": FLAGS.seed},
         "method": (
-            "same MNIST batches and initial weights; SGD in both; one warm-up epoch each, "
-            "then epochs in turns (library RR, hand-written RR, library Std, hand-written "
-            "Std, ...); median seconds per step; library epochs timed inside fit "
-            "(on_epoch_begin → on_epoch_end). Shared machine: read the ratios."
+            "same MNIST batches and initial weights; SGD in both; one warm-up epoch each; "
+            "then epochs of fit() on the library model (racecar, then standard, in turns), "
+            "each library step timed inside fit (on_train_batch_begin → end) and followed "
+            "by the hand-written step on the same batch; medians over all steps. The "
+            "racecar ÷ standard ratios compare steps of different epochs: step_time.py "
+            "measures that one in finer turns. Shared machine: read the ratios."
         ),
         "load_average": os.getloadavg(),
         "median_ms_per_step": ms,

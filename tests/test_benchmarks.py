@@ -98,7 +98,8 @@ def test_step_time_ci_end_to_end(tmp_path):
     assert res["num_constrained"] == 6
     assert res["flops_per_example"]["ideal_ratio"] > 1
     assert not res["errors"], res["errors"]
-    for variant in ("standard", "racecar", "lambda0", "rnl", "depth1", "standard_jit", "racecar_jit"):
+    for variant in ("standard", "racecar", "lambda0", "rnl", "deepest", "depth1", "standard_jit",
+                    "racecar_jit"):
         assert res["step_ms"][variant] > 0, variant
     assert set(res["ratios"]["depth"]) == {"0", "1", "6"}
     memory = res["memory_mb"]
