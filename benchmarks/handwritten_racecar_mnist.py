@@ -42,9 +42,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 PRESETS = {
-    # steps per epoch, timed epochs per implementation pair
-    "cpu": dict(steps=20, epochs=10),
-    "ci": dict(steps=3, epochs=2),
+    # steps per epoch, timed epochs per implementation pair, rounds without fit()
+    "cpu": dict(steps=20, epochs=10, direct_repeats=60),
+    "ci": dict(steps=3, epochs=2, direct_repeats=2),
 }
 
 FLAGS = flags.FLAGS
@@ -199,7 +199,7 @@ class _Interleave(keras.callbacks.Callback):
 def main(argv):
     del argv
     import zoo
-    from keras_reversible import experiment
+    from keras_reversible import benchmark, experiment
 
     cfg = dict(PRESETS[FLAGS.preset])
     cfg.update({k: getattr(FLAGS, k) for k in ("steps", "epochs") if getattr(FLAGS, k) is not None})
@@ -221,25 +221,44 @@ def main(argv):
         model.fit(ds, epochs=1, verbose=0, callbacks=[timer])  # warm-up: tracing
         timer.library.clear()
         timer.handwritten.clear()
-        return lambda: model.fit(ds, epochs=1, verbose=0, callbacks=[timer]), timer
+        epoch = lambda: model.fit(ds, epochs=1, verbose=0, callbacks=[timer])  # noqa: E731
+        return epoch, timer, model, net
 
     pairs = {"racecar": pair(3), "standard": pair(0)}
     for e in range(cfg["epochs"]):
-        for name, (epoch, timer) in pairs.items():
+        for name, (epoch, timer, _, _) in pairs.items():
             epoch()
             print(f"  epoch {e + 1}/{cfg['epochs']} {name}: library "
                   f"{statistics.median(timer.library[-cfg['steps']:]) * 1000:.1f} ms/step, "
                   f"hand-written {statistics.median(timer.handwritten[-cfg['steps']:]) * 1000:.1f}",
                   flush=True)
     ms = {}
-    for name, (_, timer) in pairs.items():
+    for name, (_, timer, _, _) in pairs.items():
         ms[f"library_{name}"] = statistics.median(timer.library) * 1000
         ms[f"handwritten_{name}"] = statistics.median(timer.handwritten) * 1000
+
+    # The same steps without fit(): the library's compiled train function on one
+    # batch against the hand-written tf.function, in turns.
+    x, y = next(iter(ds))
+    steps = {}
+    for name, (_, _, model, net) in pairs.items():
+        iterator = iter(tf.data.Dataset.from_tensors((x, y)).repeat())
+        steps[f"library_{name}"] = (lambda f=model.train_function, i=iterator: float(f(i)["loss"]))
+        steps[f"handwritten_{name}"] = (lambda n=net: float(n.train_step(x, y)[0]))
+    direct = {k: v * 1000 for k, v in benchmark.interleaved_medians(
+        steps, warmup=2, repeats=cfg["direct_repeats"]).items()}
     ratios = {
         "library_over_handwritten_racecar": ms["library_racecar"] / ms["handwritten_racecar"],
         "library_over_handwritten_standard": ms["library_standard"] / ms["handwritten_standard"],
         "racecar_over_standard_library": ms["library_racecar"] / ms["library_standard"],
         "racecar_over_standard_handwritten": ms["handwritten_racecar"] / ms["handwritten_standard"],
+        "direct_library_over_handwritten_racecar":
+            direct["library_racecar"] / direct["handwritten_racecar"],
+        "direct_library_over_handwritten_standard":
+            direct["library_standard"] / direct["handwritten_standard"],
+        "direct_racecar_over_standard_library": direct["library_racecar"] / direct["library_standard"],
+        "direct_racecar_over_standard_handwritten":
+            direct["handwritten_racecar"] / direct["handwritten_standard"],
     }
     results = {
         **experiment.environment(),
@@ -252,10 +271,13 @@ def main(argv):
             "each library step timed inside fit (on_train_batch_begin → end) and followed "
             "by the hand-written step on the same batch; medians over all steps. The "
             "racecar ÷ standard ratios compare steps of different epochs: step_time.py "
-            "measures that one in finer turns. Shared machine: read the ratios."
+            "measures that one in finer turns. 'direct': the library's compiled train "
+            "function (no fit loop) and the hand-written step on one batch, in turns "
+            "(direct_repeats rounds, medians). Shared machine: read the ratios."
         ),
         "load_average": os.getloadavg(),
         "median_ms_per_step": ms,
+        "median_ms_per_step_direct": direct,
         "ratios": ratios,
         "paper_racecar_over_standard": 5.675 / 3.522,
     }
