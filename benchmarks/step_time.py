@@ -37,6 +37,7 @@ Usage:
     python benchmarks/step_time.py --out=runs/step_time                 # CPU preset
     python benchmarks/step_time.py --models=racecar_mnist_cnn --repeats=30
     python benchmarks/step_time.py --preset=ci --out=/tmp/st           # seconds, for tests
+    python benchmarks/step_time.py --table_from=runs/step_time/results.json --out=runs/step_time
 """
 
 import json
@@ -88,6 +89,8 @@ flags.DEFINE_integer("warmup", None, "Untimed steps per variant first (overrides
 flags.DEFINE_list("memory", None, "Variants whose peak memory is measured, in a child process "
                   "per model (overrides the preset; --memory= measures none).")
 flags.DEFINE_bool("jit", None, "Also time jit_compile=True (overrides the preset).")
+flags.DEFINE_string("table_from", None, "Only write table.md and depth.png under --out from "
+                    "this results.json (e.g. of a run stopped early).")
 flags.DEFINE_string("child", None, "Internal: measure the memory of this model in this process.")
 
 
@@ -320,11 +323,14 @@ def plot_depth(path, results):
         if not points:
             continue
         s, v = zip(*sorted(points))
-        ax.plot(np.array(s) / n, v, marker="o", label=f"{name} (n={n})")
+        line, = ax.plot(np.array(s) / n, v, marker="o", label=f"{name} (n={n})")
+        ax.plot([1.0], [res["flops_per_example"]["ideal_ratio"]], marker="x", ms=9,
+                color=line.get_color())
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("depth s / n  (s = 0: λ = 0, no reverse pass)")
     ax.set_ylabel("train step time ÷ standard step")
-    ax.set_title("Racecar step time against depth s (median of interleaved steps)", fontsize=10)
+    ax.set_title("Racecar step time against depth s (median of interleaved steps; "
+                 "×: FLOP-ideal at s = n)", fontsize=10)
     ax.legend(fontsize=7)
     with experiment.atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
@@ -343,17 +349,21 @@ def main(argv):
     unknown = set(cfg["models"]) - set(INPUTS)
     if unknown:
         raise app.UsageError(f"--models: unknown {sorted(unknown)}; known: {list(INPUTS)}.")
-    results = {}
-    for name in cfg["models"]:
-        results[name] = measure_model(name, cfg)
-        write_results(cfg, results, complete=name == cfg["models"][-1])
+    if FLAGS.table_from:
+        results = experiment.read_json(FLAGS.table_from)["results"]
+    else:
+        results = {}
+        for name in cfg["models"]:
+            results[name] = measure_model(name, cfg)
+            write_results(cfg, results, complete=name == cfg["models"][-1])
     table = markdown_table(results)
     print(table)
     with experiment.atomic_path(os.path.join(FLAGS.out, "table.md")) as tmp:
         with open(tmp, "w") as f:
             f.write(table + "\n")
     plot_depth(os.path.join(FLAGS.out, "depth.png"), results)
-    print(f"wrote {FLAGS.out}/results.json, table.md, depth.png", flush=True)
+    written = "table.md, depth.png" if FLAGS.table_from else "results.json, table.md, depth.png"
+    print(f"wrote {FLAGS.out}/{written}", flush=True)
 
 
 def write_results(cfg, results, complete):
