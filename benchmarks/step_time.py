@@ -213,6 +213,26 @@ def ratio(a, b):
     return None if a is None or b is None else a / b
 
 
+def timing_ratios(ms, n, depths, ideal):
+    """The ratios of the table, from one clock's medians ``ms``."""
+    std = ms.get("standard")
+    by_depth = {0: ms.get("lambda0")}
+    for s in depths:
+        by_depth[s] = ms.get("racecar" if s == n else f"depth{s}")
+    racecar_ratio = ratio(ms.get("racecar"), std)
+    return {
+        "racecar": racecar_ratio,
+        "racecar_over_ideal": ratio(racecar_ratio, ideal),
+        "lambda0": ratio(ms.get("lambda0"), std),
+        "rnl": ratio(ms.get("rnl"), std),
+        "deepest_only": ratio(ms.get("deepest"), std),
+        "depth": {str(s): ratio(t, std) for s, t in by_depth.items()},
+        "jit_standard": ratio(ms.get("standard_jit"), std),
+        "jit_racecar": ratio(ms.get("racecar_jit"), ms.get("racecar")),
+        "racecar_jit_over_standard_jit": ratio(ms.get("racecar_jit"), ms.get("standard_jit")),
+    }
+
+
 def measure_model(name, cfg):
     start = time.time()
     print(f"{name}: building variants", flush=True)
@@ -234,31 +254,19 @@ def measure_model(name, cfg):
         steps, warmup=cfg["warmup"], repeats=cfg["repeats"],
         progress=lambda line: print(f"  {name}{line}", flush=True),
     )
-    ms = {k: v * 1000 for k, v in medians.items()}
-    std = ms.get("standard")
+    ms = {k: v * 1000 for k, v in medians["wall"].items()}
+    cpu_ms = {k: v * 1000 for k, v in medians["cpu"].items()}
     n = base.num_constrained
-    by_depth = {0: ms.get("lambda0")}
-    for s in depths:
-        by_depth[s] = ms.get("racecar" if s == n else f"depth{s}")
-    racecar_ratio = ratio(ms.get("racecar"), std)
     result = {
         "input_shape": list(base.input_shape[1:]),
         "batch_size": cfg["batch_size"],
         "num_constrained": n,
         "flops_per_example": flops,
         "step_ms": ms,
+        "step_cpu_ms": cpu_ms,
         "errors": errors,
-        "ratios": {
-            "racecar": racecar_ratio,
-            "racecar_over_ideal": ratio(racecar_ratio, flops["ideal_ratio"]),
-            "lambda0": ratio(ms.get("lambda0"), std),
-            "rnl": ratio(ms.get("rnl"), std),
-            "deepest_only": ratio(ms.get("deepest"), std),
-            "depth": {str(s): ratio(t, std) for s, t in by_depth.items()},
-            "jit_standard": ratio(ms.get("standard_jit"), std),
-            "jit_racecar": ratio(ms.get("racecar_jit"), ms.get("racecar")),
-            "racecar_jit_over_standard_jit": ratio(ms.get("racecar_jit"), ms.get("standard_jit")),
-        },
+        "ratios": timing_ratios(ms, n, depths, flops["ideal_ratio"]),
+        "ratios_cpu": timing_ratios(cpu_ms, n, depths, flops["ideal_ratio"]),
     }
     if cfg["memory"]:
         del compiled, steps
@@ -276,8 +284,10 @@ def measure_model(name, cfg):
             result["ratios"]["memory_peak"] = (base + step_mb("racecar")) / (base + step_mb("standard"))
     result["seconds"] = time.time() - start
     r = result["ratios"]
-    print(f"{name}: racecar/std {fmt(r['racecar'])} (ideal {flops['ideal_ratio']:.2f}), "
-          f"λ=0/std {fmt(r['lambda0'])}, {time.time() - start:.0f}s", flush=True)
+    c = result["ratios_cpu"]
+    print(f"{name}: racecar/std {fmt(r['racecar'])} wall, {fmt(c['racecar'])} CPU (ideal "
+          f"{flops['ideal_ratio']:.2f}), λ=0/std {fmt(r['lambda0'])} wall, {fmt(c['lambda0'])} "
+          f"CPU, {time.time() - start:.0f}s", flush=True)
     return result
 
 
@@ -286,26 +296,39 @@ def fmt(value, digits=2):
 
 
 def markdown_table(results):
-    """The README table: one row per model."""
+    """The README table: one row per model; "CPU-time ratio (wall-time ratio)"."""
     rows = [
-        "| model (input, batch) | std step ms | racecar ÷ std | FLOP-ideal | measured ÷ ideal "
-        "| λ=0 ÷ std | RNL ÷ std | depth s: step ÷ std | XLA: std, racecar ÷ no-XLA "
+        "| model (input, batch) | std step ms, CPU (wall) | racecar ÷ std | FLOP-ideal "
+        "| measured ÷ ideal | λ=0 ÷ std | RNL ÷ std | λ at L_n only ÷ std "
+        "| depth s: step ÷ std | XLA ÷ no XLA: std, racecar "
         "| peak memory racecar ÷ std (step only) |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---|---|",
+        "|---|---|---|---:|---|---|---|---|---|---|---|",
     ]
     for name, res in results.items():
-        r = res["ratios"]
+        wall = res["ratios"]
+        cpu = res.get("ratios_cpu", {})
+
+        def both(key, digits=2):
+            if not cpu:
+                return fmt(wall.get(key), digits)
+            return f"{fmt(cpu.get(key), digits)} ({fmt(wall.get(key), digits)})"
+
         shape = "×".join(str(d) for d in res["input_shape"])
-        depth = ", ".join(f"{s}: {fmt(v)}" for s, v in r["depth"].items())
+        depth = ", ".join(
+            f"{s}: {fmt(cpu['depth'][s]) if cpu else fmt(v)}" for s, v in wall["depth"].items())
+        jit = (f"{fmt(cpu.get('jit_standard'))}, {fmt(cpu.get('jit_racecar'))}" if cpu
+               else f"{fmt(wall['jit_standard'])}, {fmt(wall['jit_racecar'])}")
         jit_errors = [k for k in res["errors"] if k.endswith("_jit")]
-        jit = f"{fmt(r['jit_standard'])}, {fmt(r['jit_racecar'])}"
         if jit_errors:
             jit += f" ({', '.join(jit_errors)} failed: see errors in the JSON)"
+        std_ms = fmt(res["step_ms"].get("standard"), 1)
+        if "step_cpu_ms" in res:
+            std_ms = f"{fmt(res['step_cpu_ms'].get('standard'), 1)} ({std_ms})"
         rows.append(
-            f"| `{name}` ({shape}, {res['batch_size']}) | {fmt(res['step_ms'].get('standard'), 1)} "
-            f"| {fmt(r['racecar'])} | {fmt(res['flops_per_example']['ideal_ratio'])} "
-            f"| {fmt(r['racecar_over_ideal'])} | {fmt(r['lambda0'])} | {fmt(r['rnl'])} "
-            f"| {depth} | {jit} | {fmt(r.get('memory_peak'))} ({fmt(r.get('memory_step'))}) |"
+            f"| `{name}` ({shape}, {res['batch_size']}) | {std_ms} | {both('racecar')} "
+            f"| {fmt(res['flops_per_example']['ideal_ratio'])} | {both('racecar_over_ideal')} "
+            f"| {both('lambda0')} | {both('rnl')} | {both('deepest_only')} | {depth} | {jit} "
+            f"| {fmt(wall.get('memory_peak'))} ({fmt(wall.get('memory_step'))}) |"
         )
     return "\n".join(rows)
 
@@ -319,7 +342,8 @@ def plot_depth(path, results):
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, res in results.items():
         n = res["num_constrained"]
-        points = [(int(s), v) for s, v in res["ratios"]["depth"].items() if v is not None]
+        ratios = res.get("ratios_cpu", res["ratios"])
+        points = [(int(s), v) for s, v in ratios["depth"].items() if v is not None]
         if not points:
             continue
         s, v = zip(*sorted(points))
@@ -328,7 +352,8 @@ def plot_depth(path, results):
                 color=line.get_color())
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("depth s / n  (s = 0: λ = 0, no reverse pass)")
-    ax.set_ylabel("train step time ÷ standard step")
+    clock = "CPU" if all("ratios_cpu" in r for r in results.values()) else "wall"
+    ax.set_ylabel(f"train step {clock} time ÷ standard step")
     ax.set_title("Racecar step time against depth s (median of interleaved steps; "
                  "×: FLOP-ideal at s = n)", fontsize=10)
     ax.legend(fontsize=7)
@@ -377,7 +402,8 @@ def write_results(cfg, results, complete):
             "one process; per model every variant shares the layers (weights) and one "
             "random batch; SGD with learning rate 0 keeps the weights fixed; after "
             "`warmup` untimed steps each, the variants are timed in turns for `repeats` "
-            "rounds and the median kept; memory: TensorFlow's allocator peak while stepping "
+            "rounds and the medians of wall time and of process CPU time (all threads) kept; "
+            "CPU time barely feels other processes' load; memory: TensorFlow's allocator peak while stepping "
             "(BFC allocator, in one child process per model; step_mb = peak − tensors "
             "alive before stepping). "
             "The machine is shared with other jobs: absolute times are inflated, ratios "

@@ -3,7 +3,8 @@
 Used by the ``benchmarks/`` scripts. Every speed number is a *ratio* taken
 in one process on the same model, batch and data: the variants are warmed
 up, then timed in turns (A B C A B C …) and each one's median is kept, so
-that load from other processes on the machine hits every variant alike.
+that load from other processes on the machine hits every variant alike;
+CPU time is kept beside wall time, as it barely feels that load.
 
 Example:
 
@@ -14,7 +15,7 @@ from keras_reversible import benchmark
 medians = benchmark.interleaved_medians(
     {"short": lambda: time.sleep(0.001), "long": lambda: time.sleep(0.002)},
     warmup=1, repeats=5)
-print(medians["long"] / medians["short"])  # about 2
+print(medians["wall"]["long"] / medians["wall"]["short"])  # about 2
 ```
 """
 
@@ -29,7 +30,11 @@ import tensorflow as tf
 
 
 def interleaved_medians(fns, warmup=2, repeats=10, progress=None):
-    """Median wall time of each callable, timed in turns.
+    """Median wall time and CPU time of each callable, timed in turns.
+
+    CPU time (``time.process_time``: every thread of this process) counts
+    only this process's work, so it is much steadier than wall time on a
+    machine shared with other jobs; wall time is what a user waits.
 
     Args:
         fns: dict name -> callable with no arguments that blocks until its
@@ -39,20 +44,26 @@ def interleaved_medians(fns, warmup=2, repeats=10, progress=None):
         progress: optional ``print``-like function, called once per round.
 
     Returns:
-        dict name -> median seconds per call.
+        dict: ``{"wall": {name: seconds}, "cpu": {name: seconds}}``, medians
+        per call.
     """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    times = {name: [] for name in fns}
+    wall = {name: [] for name in fns}
+    cpu = {name: [] for name in fns}
     for r in range(repeats):
         for name, fn in fns.items():
-            start = time.perf_counter()
+            start_cpu, start = time.process_time(), time.perf_counter()
             fn()
-            times[name].append(time.perf_counter() - start)
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
         if progress:
             progress(f"    round {r + 1}/{repeats}")
-    return {name: statistics.median(t) for name, t in times.items()}
+    return {
+        "wall": {name: statistics.median(t) for name, t in wall.items()},
+        "cpu": {name: statistics.median(t) for name, t in cpu.items()},
+    }
 
 
 def float_ops(fn, input_signature):
