@@ -89,6 +89,9 @@ flags.DEFINE_integer("warmup", None, "Untimed steps per variant first (overrides
 flags.DEFINE_list("memory", None, "Variants whose peak memory is measured, in a child process "
                   "per model (overrides the preset; --memory= measures none).")
 flags.DEFINE_bool("jit", None, "Also time jit_compile=True (overrides the preset).")
+flags.DEFINE_list("variants", None, "Only these variants (standard, racecar, lambda0, depth, rnl, "
+                  "deepest; default all).")
+flags.DEFINE_integer("depth_points", None, "Depths timed in 1 … n (overrides the preset).")
 flags.DEFINE_string("table_from", None, "Only write table.md and depth.png under --out from "
                     "this results.json (e.g. of a run stopped early).")
 flags.DEFINE_string("child", None, "Internal: measure the memory of this model in this process.")
@@ -112,8 +115,8 @@ def batch_for(model, batch_size, seed=0):
     return tf.constant(x), tf.constant(y), loss
 
 
-def build_variants(name, batch_size, depths, jit):
-    """Every variant of ``name`` over one set of layers (shared weights)."""
+def build_variants(name, batch_size, depths, jit, variants=None):
+    """The variants of ``name`` (default all) over one set of layers (shared weights)."""
     keras.utils.set_random_seed(0)
     base = zoo.get(name, **INPUTS[name])
     n = base.num_constrained
@@ -134,6 +137,9 @@ def build_variants(name, batch_size, depths, jit):
         # λ_m = 0 for m < n: TensorFlow prunes the reverse program below L_n.
         "deepest": lambda: reversible(depth=n, racecar_weight=[0.0] * (n - 1) + [1.0]),
     }
+    if variants is not None:
+        builders = {k: b for k, b in builders.items()
+                    if k in variants or (k.startswith("depth") and "depth" in variants)}
     x, y, loss = batch_for(base, batch_size)
     compiled, errors = {}, {}
     jit_flags = {"": False, **({"_jit": True} if jit else {})}
@@ -187,7 +193,7 @@ def child_main(name, cfg):
     peak is reset before each, and each one's ``step_mb`` is what it adds on
     top of the tensors already alive.
     """
-    _, compiled, errors, data = build_variants(name, cfg["batch_size"], [], jit=False)
+    _, compiled, errors, data = build_variants(name, cfg["batch_size"], [], False, cfg["memory"])
     result = {}
     for variant in cfg["memory"]:
         if variant in errors:
@@ -239,7 +245,8 @@ def measure_model(name, cfg):
     probe = zoo.get(name, **INPUTS[name])
     depths = depths_for(probe.num_constrained, cfg["depth_points"])
     del probe
-    base, compiled, errors, data = build_variants(name, cfg["batch_size"], depths, cfg["jit"])
+    base, compiled, errors, data = build_variants(
+        name, cfg["batch_size"], depths, cfg["jit"], cfg.get("variants"))
     flops = flop_counts(base)
     steps = {}
     for key, model in compiled.items():
@@ -365,7 +372,8 @@ def plot_depth(path, results):
 def main(argv):
     del argv
     cfg = dict(PRESETS[FLAGS.preset])
-    for key in ("models", "batch_size", "repeats", "warmup", "memory", "jit"):
+    for key in ("models", "batch_size", "repeats", "warmup", "memory", "jit", "variants",
+                "depth_points"):
         if getattr(FLAGS, key) is not None:
             cfg[key] = getattr(FLAGS, key)
     if FLAGS.child:
