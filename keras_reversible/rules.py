@@ -278,6 +278,22 @@ def _transpose_of_call(layer, y, ctx):
     return vjp(lambda *xs: layer.call(list(xs)), primals, y)
 
 
+def _add_transpose(layer, y, ctx):
+    """Add: a copy of ``y`` to every input (its VJP, without a forward of zeros)."""
+    if any(tuple(shape[1:]) != tuple(y.shape[1:]) for shape in ctx.input_shapes):
+        return _transpose_of_call(layer, y, ctx)  # broadcasting inputs
+    return [y] * len(ctx.input_shapes)
+
+
+def _concatenate_transpose(layer, y, ctx):
+    """Concatenate: split ``y`` along the axis (its VJP, without a forward of zeros)."""
+    axis = layer.axis % len(ctx.input_shapes[0])
+    sizes = [shape[axis] for shape in ctx.input_shapes]
+    if axis == 0 or any(size is None for size in sizes):
+        return _transpose_of_call(layer, y, ctx)
+    return tf.split(y, sizes, axis=axis)
+
+
 def _fit_spatial(x, shape):
     """Crop or zero-pad the spatial axes of ``x`` to the static ``shape``."""
     rank = len(shape)
@@ -480,9 +496,11 @@ for _cls in (
     L.GlobalAveragePooling1D, L.GlobalAveragePooling2D, L.GlobalAveragePooling3D,
     L.ZeroPadding1D, L.ZeroPadding2D, L.ZeroPadding3D,
     L.Cropping1D, L.Cropping2D, L.Cropping3D,
-    L.Add, L.Subtract, L.Average, L.Concatenate,
+    L.Subtract, L.Average,
 ):
     register_reverse_rule(_cls, _transpose_of_call)
+register_reverse_rule(L.Add, _add_transpose)
+register_reverse_rule(L.Concatenate, _concatenate_transpose)
 for _cls in (L.Flatten, L.Reshape, L.Permute):
     register_reverse_rule(_cls, _transpose_of_call, reshapes=True)
 

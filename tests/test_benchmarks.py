@@ -111,3 +111,47 @@ def test_step_time_ci_end_to_end(tmp_path):
     assert "`racecar_mi_net` (12, 4)" in table
     assert (out / "depth.png").read_bytes()[:8] == PNG_MAGIC
     assert not list(out.rglob(".*.tmp")), "a temporary file was left behind"
+
+
+def _op_counts(model, x, y):
+    graph = tf.function(model.train_step).get_concrete_function((x, y)).graph
+    counts = {}
+    for op in graph.get_operations():
+        counts[op.type] = counts.get(op.type, 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize("weight, convs", [(1e-5, 6), (0.0, 3)])
+def test_racecar_step_graph_computes_the_forward_once(weight, convs):
+    """MNIST CNN step graph: 3 forward convolutions, +3 from the reverse pass's backward.
+
+    With the reverse pass: Conv2D = 3 forward + 3 (gradient of each transposed
+    conv with respect to its input), Conv2DBackpropInput = 3 reverse + 3
+    gradients of the forward convs; a recomputed forward would add Conv2D
+    ops. With λ = 0 the step holds the standard step's convolutions only.
+    """
+    model = zoo.racecar_mnist_cnn(racecar_weight=weight)
+    model.compile(keras.optimizers.SGD(0.0), CE)
+    ops = _op_counts(model, tf.zeros([4, 28, 28, 1]), tf.zeros([4], tf.int32))
+    assert ops["Conv2D"] == convs
+    assert ops["Conv2DBackpropInput"] == convs
+    assert ops["Conv2DBackpropFilter"] == convs
+    assert ops["MatMul"] == 3  # the head: forward, and the gradients of kernel and input
+    assert ("CheckNumerics" in ops) == bool(weight)  # the NaN check only where the input is compared
+
+
+def test_fit_traces_the_step_once_per_batch_shape():
+    model = zoo.racecar_mnist_cnn()
+    model.compile(keras.optimizers.SGD(0.0), CE)
+    traces = []
+    loss_terms = model._loss_terms
+
+    def counted(*args, **kwargs):
+        traces.append(1)
+        return loss_terms(*args, **kwargs)
+
+    model._loss_terms = counted
+    x = np.zeros((40, 28, 28, 1), np.float32)
+    y = np.zeros(40, np.int32)
+    model.fit(x, y, batch_size=16, epochs=3, verbose=0)  # 9 steps: batches of 16, 16, 8
+    assert len(traces) <= 2  # one per batch shape at most (Keras: 1, a None batch dimension)
