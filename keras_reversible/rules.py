@@ -453,6 +453,21 @@ def _batch_norm_range(layer, x, ctx):
     # op also applies after a rank-changing op such as global pooling.
     rank_in = len(layer.input.shape)
     axis = x.shape.rank + (layer.axis % rank_in) - rank_in
+    if x.shape.rank == 4 and axis == 3 and x.dtype == tf.float32:
+        # One fused kernel (as the forward layer uses): the unfused ops below
+        # keep several batch-sized intermediates for backprop.
+        channels = x.shape[3]
+        gamma = _f(layer.gamma, x) if layer.scale else tf.ones([channels])
+        beta = _f(layer.beta, x) if layer.center else tf.zeros([channels])
+        if ctx.training:
+            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                x, gamma, beta, epsilon=layer.epsilon, is_training=True)
+        else:
+            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                x, gamma, beta, mean=_f(layer.moving_mean, x),
+                variance=_f(layer.moving_variance, x), epsilon=layer.epsilon,
+                is_training=False)
+        return y
     if ctx.training:
         reduce = [a for a in range(x.shape.rank) if a != axis]
         mean, var = tf.nn.moments(x, reduce, keepdims=True)
