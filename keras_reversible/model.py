@@ -379,7 +379,7 @@ class ReversibleModel(keras.Model):
 
     def _racecar_term(self, taps, training):
         """Σ λ_m D(L_m, L'_m), as this replica's share of the global value."""
-        if self._depth == 0 or not any(self._lambdas):
+        if not self._racecar_on():
             return None
         rev = self._reverse(taps, training)
         total = tf.constant(0.0)
@@ -411,11 +411,13 @@ class ReversibleModel(keras.Model):
 
     def _latent_term(self, y, y_pred, sample_weight, training):
         lg = self._latent
-        o = tf.stop_gradient(tf.cast(y_pred, tf.float32))
+        # make_reversible passes `model.outputs`, a list: y_pred is then [o].
+        o = tf.stop_gradient(tf.cast(keras.tree.flatten(y_pred)[0], tf.float32))
         step = tf.cast(self.optimizer.iterations, tf.int32) if self.optimizer else 0
         context = tf.distribute.get_replica_context()
         replica = context.replica_id_in_sync_group if context else 0
         _, _, o_hat = self._generate_latent(o, lg, step, training, replica, _num_replicas())
+        o_hat = keras.tree.pack_sequence_as(self._outputs_struct, [o_hat])
         return lg.weight * self._compile_loss(y, o_hat, sample_weight)
 
     def _regularization_terms(self):
@@ -452,8 +454,7 @@ class ReversibleModel(keras.Model):
         self._loss_tracker.update_state(total * replicas, sample_weight=batch)
         for name, value in terms.items():
             tracker = getattr(self, f"{name}_tracker", None)
-            if tracker is not None:
-                value = tf.constant(0.0) if value is None else value
+            if tracker is not None and value is not None:  # an empty Mean reports 0
                 tracker.update_state(value * replicas, sample_weight=batch)
         return total
 
@@ -474,9 +475,13 @@ class ReversibleModel(keras.Model):
 
         return keras.tree.map_structure(check, x)
 
+    def _racecar_on(self):
+        return self._depth > 0 and any(self._lambdas)
+
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        x = self._check_finite(x)
+        if self._racecar_on():  # with λ = 0 the step costs what a standard one does
+            x = self._check_finite(x)
         with tf.GradientTape() as tape:
             y_pred, terms = self._loss_terms(x, y, sample_weight, training=True)
             total = self._track(terms, x)
@@ -488,7 +493,8 @@ class ReversibleModel(keras.Model):
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        x = self._check_finite(x)
+        if self._racecar_on():
+            x = self._check_finite(x)
         y_pred, terms = self._loss_terms(x, y, sample_weight, training=False)
         self._track(terms, x)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
@@ -642,7 +648,7 @@ class ReversibleModel(keras.Model):
 
         def run(xb):
             y_pred, taps = self._forward(xb, False)
-            o = tf.cast(y_pred, tf.float32)
+            o = tf.cast(keras.tree.flatten(y_pred)[0], tf.float32)
             t, alpha, o_hat = self._generate_latent(o, lg, tf.constant(step, tf.int32), False)
             out = {"output": o, "transformed": t, "latent": alpha, "latent_output": o_hat}
             if from_output:

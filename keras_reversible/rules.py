@@ -278,6 +278,22 @@ def _transpose_of_call(layer, y, ctx):
     return vjp(lambda *xs: layer.call(list(xs)), primals, y)
 
 
+def _add_transpose(layer, y, ctx):
+    """Add: a copy of ``y`` to every input (its VJP, without a forward of zeros)."""
+    if any(tuple(shape[1:]) != tuple(y.shape[1:]) for shape in ctx.input_shapes):
+        return _transpose_of_call(layer, y, ctx)  # broadcasting inputs
+    return [y] * len(ctx.input_shapes)
+
+
+def _concatenate_transpose(layer, y, ctx):
+    """Concatenate: split ``y`` along the axis (its VJP, without a forward of zeros)."""
+    axis = layer.axis % len(ctx.input_shapes[0])
+    sizes = [shape[axis] for shape in ctx.input_shapes]
+    if axis == 0 or any(size is None for size in sizes):
+        return _transpose_of_call(layer, y, ctx)
+    return tf.split(y, sizes, axis=axis)
+
+
 def _fit_spatial(x, shape):
     """Crop or zero-pad the spatial axes of ``x`` to the static ``shape``."""
     rank = len(shape)
@@ -437,6 +453,21 @@ def _batch_norm_range(layer, x, ctx):
     # op also applies after a rank-changing op such as global pooling.
     rank_in = len(layer.input.shape)
     axis = x.shape.rank + (layer.axis % rank_in) - rank_in
+    if x.shape.rank == 4 and axis == 3 and x.dtype == tf.float32:
+        # One fused kernel (as the forward layer uses): the unfused ops below
+        # keep several batch-sized intermediates for backprop.
+        channels = x.shape[3]
+        gamma = _f(layer.gamma, x) if layer.scale else tf.ones([channels])
+        beta = _f(layer.beta, x) if layer.center else tf.zeros([channels])
+        if ctx.training:
+            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                x, gamma, beta, epsilon=layer.epsilon, is_training=True)
+        else:
+            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                x, gamma, beta, mean=_f(layer.moving_mean, x),
+                variance=_f(layer.moving_variance, x), epsilon=layer.epsilon,
+                is_training=False)
+        return y
     if ctx.training:
         reduce = [a for a in range(x.shape.rank) if a != axis]
         mean, var = tf.nn.moments(x, reduce, keepdims=True)
@@ -480,9 +511,11 @@ for _cls in (
     L.GlobalAveragePooling1D, L.GlobalAveragePooling2D, L.GlobalAveragePooling3D,
     L.ZeroPadding1D, L.ZeroPadding2D, L.ZeroPadding3D,
     L.Cropping1D, L.Cropping2D, L.Cropping3D,
-    L.Add, L.Subtract, L.Average, L.Concatenate,
+    L.Subtract, L.Average,
 ):
     register_reverse_rule(_cls, _transpose_of_call)
+register_reverse_rule(L.Add, _add_transpose)
+register_reverse_rule(L.Concatenate, _concatenate_transpose)
 for _cls in (L.Flatten, L.Reshape, L.Permute):
     register_reverse_rule(_cls, _transpose_of_call, reshapes=True)
 
