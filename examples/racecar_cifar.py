@@ -217,9 +217,7 @@ def plot_accuracy(path, summary, sc):
                  f"{b['classes'] or 'all'}", fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    with experiment.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight")
-    plt.close(fig)
+    experiment.save_figure(fig, path, dpi=100, bbox_inches="tight")
 
 
 def plot_reconstructions(path, x, runs):
@@ -255,9 +253,7 @@ def plot_reconstructions(path, x, runs):
     fig.suptitle("racecar CIFAR VGG, phase I: regenerated inputs I' (reverse pass from I_r "
                  "= block 13, reverse BN with batch statistics) and every layer's "
                  "reconstruction", fontsize=9)
-    with experiment.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png", bbox_inches="tight")
-    plt.close(fig)
+    experiment.save_figure(fig, path, dpi=90, bbox_inches="tight")
 
 
 def main(argv):

@@ -163,13 +163,6 @@ def phase_one(name, seed, epochs, task_a, mi_data, cache, images_dir):
     return model, run
 
 
-def phase_two_model(phase_one_model):
-    """Every layer of the phase-I model, as a plain network (no racecar loss, no SRIP)."""
-    plain = zoo.racecar_mi_net(depth=0)
-    plain.set_weights(phase_one_model.get_weights())
-    return plain.to_standard()
-
-
 def run_study(seeds, epochs, epochs_b, cache, images_dir):
     results = {name: [] for name in TABLE_1 + TABLE_2}
 
@@ -194,8 +187,9 @@ def run_study(seeds, epochs, epochs_b, cache, images_dir):
             base = name[:-2]
             for suffix, task, mi_data in (("AA", task_a, mi_a), ("AB", task_b, mi_b)):
                 key = f"{base}_{suffix}-seed{seed}"
-                results[f"{base}_{suffix}"].append(cached_or_train(
-                    key, lambda: phase_two_model(model), task, epochs, mi_data, seed))
+                plain = lambda: model.to_standard(keep_regularizers=False)  # noqa: E731
+                results[f"{base}_{suffix}"].append(
+                    cached_or_train(key, plain, task, epochs, mi_data, seed))
             report(seed, [name, f"{base}_AA", f"{base}_AB"], results)
 
         def std_b():
@@ -313,12 +307,11 @@ def plot_reconstructions(path, x_test, results):
 
 def main(argv):
     del argv
-    preset = PRESETS[FLAGS.preset]
-    epochs = FLAGS.epochs or preset["epochs"]
-    epochs_b = FLAGS.epochs_b or preset["epochs_b"]
-    seeds = [int(s) for s in FLAGS.seeds] if FLAGS.seeds else preset["seeds"]
-    if FLAGS.eval_every is None:
-        FLAGS.eval_every = preset["eval_every"]
+    scale = experiment.resolve_preset(PRESETS[FLAGS.preset], FLAGS)
+    epochs, epochs_b, seeds = scale["epochs"], scale["epochs_b"], scale["seeds"]
+    FLAGS.eval_every = scale["eval_every"]
+    if min(epochs, epochs_b) < 1:
+        raise app.UsageError(f"--epochs={epochs} and --epochs_b={epochs_b} must be >= 1.")
     if FLAGS.eval_every < 1 or epochs % eval_every(epochs) or epochs_b % eval_every(epochs_b):
         raise app.UsageError(f"--eval_every={FLAGS.eval_every} must be >= 1 and divide "
                              f"--epochs={epochs} and --epochs_b={epochs_b}.")

@@ -194,13 +194,6 @@ def phase_one(name, seed, tasks, epochs, cache, images_dir):
     return model, run
 
 
-def phase_two_model(phase_one_model):
-    """Every layer of the phase-I model, as a plain network (no racecar loss, no SRIP)."""
-    plain = zoo.racecar_mnist_cnn(depth=0)
-    plain.set_weights(phase_one_model.get_weights())
-    return plain.to_standard()
-
-
 def run_study(seeds, tasks, epochs, cache, images_dir):
     results = {name: [] for name in TABLE_3 + TABLE_4}
 
@@ -221,9 +214,9 @@ def run_study(seeds, tasks, epochs, cache, images_dir):
             base = name[:-2]
             for suffix in ("AA", "AB"):
                 task = tasks[suffix[1]]
+                plain = lambda: model.to_standard(keep_regularizers=False)  # noqa: E731
                 results[f"{base}_{suffix}"].append(cached_or_train(
-                    f"{base}_{suffix}-seed{seed}", lambda: phase_two_model(model), task,
-                    epochs[suffix.lower()], seed))
+                    f"{base}_{suffix}-seed{seed}", plain, task, epochs[suffix.lower()], seed))
             print(f"  seed {seed}: " + ", ".join(
                 f"{n} {results[n][-1]['test_accuracy']:.4f}"
                 for n in (name, f"{base}_AA", f"{base}_AB")), flush=True)
@@ -323,13 +316,10 @@ def plot_accuracy(path, results):
 
 def main(argv):
     del argv
-    preset = PRESETS[FLAGS.preset]
-    pick = lambda flag, key: preset[key] if flag is None else flag  # noqa: E731
-    train_images = pick(FLAGS.train_images, "train_images")
-    test_images = pick(FLAGS.test_images, "test_images")
-    epochs = {"a": pick(FLAGS.epochs_a, "epochs_a"), "aa": pick(FLAGS.epochs_aa, "epochs_aa"),
-              "ab": pick(FLAGS.epochs_ab, "epochs_ab")}
-    seeds = [int(s) for s in FLAGS.seeds] if FLAGS.seeds else preset["seeds"]
+    scale = experiment.resolve_preset(PRESETS[FLAGS.preset], FLAGS)
+    train_images, test_images = scale["train_images"], scale["test_images"]
+    epochs = {"a": scale["epochs_a"], "aa": scale["epochs_aa"], "ab": scale["epochs_ab"]}
+    seeds = scale["seeds"]
     for flag, value in (("train_images", train_images), ("test_images", test_images),
                         *((f"epochs_{k}", v) for k, v in epochs.items())):
         if value < 1:

@@ -250,9 +250,7 @@ def plot_reconstructions(path, x_test, results):
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     fig.suptitle("RN reconstructions x̄ = reverse pass from the softmax output o (test images)",
                  fontsize=9)
-    with experiment.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png", bbox_inches="tight")
-    plt.close(fig)
+    experiment.save_figure(fig, path, dpi=80, bbox_inches="tight")
 
 
 def plot_errors(path, summary):
@@ -273,9 +271,7 @@ def plot_errors(path, summary):
     ax.set_title(f"RN table 2, {FLAGS.dataset}: test error", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    with experiment.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight")
-    plt.close(fig)
+    experiment.save_figure(fig, path, dpi=100, bbox_inches="tight")
 
 
 def main(argv):

@@ -86,9 +86,7 @@ def plot(path, x, y, g, class_names):
         ax.set_title(title, fontsize=8)
     fig.suptitle("RNL latent feature generation (RN fig. 3b): green = true class, red = entries "
                  "raised by tr; reconstructions contrast-stretched per image", fontsize=9)
-    with experiment.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png", bbox_inches="tight")
-    plt.close(fig)
+    experiment.save_figure(fig, path, dpi=80, bbox_inches="tight")
 
 
 CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",

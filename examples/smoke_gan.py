@@ -100,12 +100,7 @@ flags.DEFINE_integer("log_every", 25, "Print and record the losses every N steps
 
 def scale():
     """The preset, with the flags that were given."""
-    s = dict(PRESETS[FLAGS.preset])
-    for key in s:
-        value = getattr(FLAGS, key)
-        if value is not None:
-            s[key] = [int(v) for v in value] if key == "seeds" else value
-    return s
+    return experiment.resolve_preset(PRESETS[FLAGS.preset], FLAGS)
 
 
 def upsample(low, factor):
@@ -278,9 +273,7 @@ def plot_fig8(path, test, generators, indices):
     fig.suptitle("Racecar fig. 8 at our scale: high-res outputs G(low) and regenerated "
                  "low-res inputs I' (test plumes)", fontsize=10)
     fig.tight_layout()
-    with experiment.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
+    experiment.save_figure(fig, path, dpi=90)
 
 
 def plot_b1(path, results, test_high, index):
@@ -309,9 +302,7 @@ def plot_b1(path, results, test_high, index):
     for ax in axes[1:]:
         ax.set_xticks([]), ax.set_yticks([])
     fig.tight_layout()
-    with experiment.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
+    experiment.save_figure(fig, path, dpi=90)
 
 
 def main(argv):

@@ -92,12 +92,8 @@ flags.DEFINE_integer("log_every", 50, "Record the training losses every N steps.
 
 
 def scale():
-    s = dict(PRESETS[FLAGS.preset])
-    for key in s:
-        value = getattr(FLAGS, key)
-        if value is not None:
-            s[key] = [int(v) for v in value] if key == "seeds" else value
-    return s
+    """The preset, with the flags that were given."""
+    return experiment.resolve_preset(PRESETS[FLAGS.preset], FLAGS)
 
 
 def training_data(s, seed):
@@ -302,9 +298,7 @@ def plot(path, images, metrics):
             ax.set_xticks([]), ax.set_yticks([])
     fig.suptitle("Gatys stylization with the features of VGG-19 Std_A vs RR16_A", fontsize=10)
     fig.tight_layout()
-    with experiment.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
+    experiment.save_figure(fig, path, dpi=90)
 
 
 def main(argv):

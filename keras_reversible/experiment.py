@@ -262,3 +262,23 @@ def save_model(model, path, weights_only=False):
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def resolve_preset(preset, flag_values):
+    """A preset's settings, each replaced by the flag of the same name when that was given.
+
+    Args:
+        preset: dict of settings, e.g. ``{"epochs": 2000, "seeds": [0]}``.
+        flag_values: ``absl.flags.FLAGS`` (or any object with those
+            attributes); a value of None means "not given". ``seeds`` given
+            as a list of strings becomes a list of ints.
+
+    Returns:
+        dict with the preset's keys.
+    """
+    settings = dict(preset)
+    for key in settings:
+        value = getattr(flag_values, key)
+        if value is not None:
+            settings[key] = [int(v) for v in value] if key == "seeds" else value
+    return settings

@@ -659,15 +659,36 @@ class ReversibleModel(keras.Model):
         fn = self._function(f"generate_latent_{step}", run)
         return self._batched(x, batch_size, fn)
 
-    def to_standard(self):
+    def to_standard(self, keep_regularizers=True):
         """Phase II: a plain ``keras.Model`` with copies of the same weights.
 
         The result has no reverse pass and trains with the task loss only; it
         shares no variables with this model, so training it leaves the
         phase-I model unchanged.
+
+        Args:
+            keep_regularizers: False drops every layer's weight and activity
+                regulariser (e.g. the ``Ort`` baseline's SRIP), so the copy
+                trains with the task loss alone, as the racecar paper's
+                phase II does.
+
+        Example:
+
+        ```python
+        phase_two = model.to_standard(keep_regularizers=False)
+        phase_two.compile("adam", "sparse_categorical_crossentropy")
+        ```
         """
         plain = keras.Model(self.inputs, self.outputs, name=self.name)
-        clone = keras.models.clone_model(plain)
+        clone_function = None
+        if not keep_regularizers:
+
+            def clone_function(layer):
+                config = {k: None if k.endswith("_regularizer") else v
+                          for k, v in layer.get_config().items()}
+                return layer.__class__.from_config(config)
+
+        clone = keras.models.clone_model(plain, clone_function=clone_function)
         clone.set_weights(plain.get_weights())
         return clone
 

@@ -1,33 +1,18 @@
 """The CIFAR example scripts (RN table 2, RN fig. 3b, racecar table 5) end to end, tiny."""
 
 import json
-import pathlib
-import subprocess
-import sys
 
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def _run(script, out, *flags):
-    cmd = [sys.executable, str(ROOT / "examples" / script), f"--out={out}", *flags]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
+from example_support import PNG_MAGIC, check_outputs, run_example
 
 
 def _check_common(out, results, pngs):
-    assert results["seeds"] == [0] and results["command"]
-    assert "tensorflow" in results["versions"] and "keras" in results["versions"]
-    for png in pngs:
-        assert (out / png).read_bytes()[:8] == PNG_MAGIC, png
-    assert not list(out.rglob(".*.tmp")), "a temporary file was left behind"
+    assert results["seeds"] == [0]
+    check_outputs(out, results, pngs)
 
 
 def test_rn_cifar_tiny_resumes_and_feeds_rnl_latent(tmp_path):
     out = tmp_path / "rn"
-    printed = _run("rn_cifar.py", out, "--preset=tiny")
+    printed = run_example("rn_cifar.py", out, "--preset=tiny")
     assert "wrote" in printed and "rn_baseline" in printed
     results = json.loads((out / "results.json").read_text())
     assert results["epochs"] == 1 and results["train_images"] == 256
@@ -44,13 +29,13 @@ def test_rn_cifar_tiny_resumes_and_feeds_rnl_latent(tmp_path):
               ["result"]["train_loss_last_epoch"] for v in ("std", "rn", "rnl")}
     assert losses["std"]["racecar_loss"] == 0 and losses["rn"]["racecar_loss"] > 0
     assert "latent_loss" not in losses["rn"] and losses["rnl"]["latent_loss"] > 0
-    again = _run("rn_cifar.py", out, "--preset=tiny")
+    again = run_example("rn_cifar.py", out, "--preset=tiny")
     assert again.count(": cached") == 3
 
     # rnl_latent.py on the RN + RNL weights rn_cifar.py saved: no training.
     latent_out = tmp_path / "rnl"
     weights = out / "runs" / "rn_baseline-rnl-plain-seed0.keras"
-    printed = _run("rnl_latent.py", latent_out, "--preset=tiny", f"--model={weights}",
+    printed = run_example("rnl_latent.py", latent_out, "--preset=tiny", f"--model={weights}",
                    "--num_images=40", "--num_shown=3")
     assert "training" not in printed
     latent = json.loads((latent_out / "results.json").read_text())
@@ -65,19 +50,19 @@ def test_rn_cifar_tiny_resumes_and_feeds_rnl_latent(tmp_path):
 def test_rnl_latent_trains_when_no_model_is_given_and_resumes(tmp_path):
     out = tmp_path / "rnl"
     flags = ("--preset=tiny", "--train_images=128", "--num_images=20", "--num_shown=2")
-    printed = _run("rnl_latent.py", out, *flags)
+    printed = run_example("rnl_latent.py", out, *flags)
     assert "training rn_baseline with RNL" in printed and "hard_sample_rate" in printed
     results = json.loads((out / "results.json").read_text())
     assert results["trained_here"] is True and results["epochs"] == 1
     _check_common(out, results, ("latent_generation.png",))
-    again = _run("rnl_latent.py", out, *flags)
+    again = run_example("rnl_latent.py", out, *flags)
     assert again.count(": cached") == 1
     assert json.loads((out / "results.json").read_text())["results"] == results["results"]
 
 
 def test_racecar_cifar_tiny_and_resumes(tmp_path):
     out = tmp_path / "racecar"
-    printed = _run("racecar_cifar.py", out, "--preset=tiny")
+    printed = run_example("racecar_cifar.py", out, "--preset=tiny")
     assert "wrote" in printed
     results = json.loads((out / "results.json").read_text())
     assert results["epochs"] == {"A": 1, "AA": 1, "AB": 1, "B": 1}
@@ -94,6 +79,6 @@ def test_racecar_cifar_tiny_and_resumes(tmp_path):
     for name in ("Std_A", "RR13_A"):
         assert len(results["results"][name]["layer_relative_error_mean"]) == 13
         assert len(results["results"][name]["layer_relative_error_mean_inference"]) == 13
-    again = _run("racecar_cifar.py", out, "--preset=tiny")
+    again = run_example("racecar_cifar.py", out, "--preset=tiny")
     assert again.count(": cached") == 7
     assert json.loads((out / "results.json").read_text())["results"] == results["results"]

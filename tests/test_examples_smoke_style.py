@@ -2,19 +2,11 @@
 
 import json
 import os
-import pathlib
-import subprocess
-import sys
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
+from example_support import check_outputs, run_example
 
 def _run(script, out, env, *flags):
-    cmd = [sys.executable, str(ROOT / "examples" / script), f"--out={out}", "--preset=tiny", *flags]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
+    return run_example(script, out, "--preset=tiny", *flags, env=env)
 
 
 def _env(tmp_path):
@@ -23,11 +15,8 @@ def _env(tmp_path):
 
 
 def _check_common(results, out, pngs):
-    assert "tensorflow" in results["versions"] and results["command"]
     assert results["seeds"] == [0]
-    for png in pngs:
-        assert (out / png).read_bytes()[:8] == PNG_MAGIC
-    assert not list(out.rglob(".*.tmp")), "a temporary file was left behind"
+    check_outputs(out, results, pngs)
 
 
 def test_smoke_gan_tiny_and_resumes(tmp_path):

@@ -57,3 +57,13 @@ def test_epoch_progress_prints_every_n_epochs_and_the_last(capsys):
     lines = [l for l in capsys.readouterr().out.splitlines() if l.strip()]
     assert [l.split("epoch ")[1].split(" ")[0] for l in lines] == ["2/5", "4/5", "5/5"]
     assert all("loss=" in l for l in lines)
+
+
+def test_resolve_preset_takes_given_flags_only():
+    class Flags:
+        epochs, seeds, batch_size = None, ["3", "4"], 0
+
+    preset = {"epochs": 2000, "seeds": [0], "batch_size": 512}
+    assert experiment.resolve_preset(preset, Flags) == {"epochs": 2000, "seeds": [3, 4],
+                                                        "batch_size": 0}
+    assert preset == {"epochs": 2000, "seeds": [0], "batch_size": 512}

@@ -214,6 +214,17 @@ def test_to_standard_predicts_identically_and_is_independent():
     np.testing.assert_array_equal(model.predict(x, verbose=0), before)
 
 
+def test_to_standard_can_drop_regularizers():
+    import zoo
+
+    model = zoo.racecar_mi_net(kernel_regularizer=kr.SRIP(0.1))
+    kept, dropped = model.to_standard(), model.to_standard(keep_regularizers=False)
+    assert len(kept.losses) == 6 and dropped.losses == []
+    assert all(layer.kernel_regularizer is None for layer in dropped.layers if layer.weights)
+    x = RNG.uniform(-1, 1, size=(4, 12)).astype("float32")
+    np.testing.assert_array_equal(dropped.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
 def test_transform_output_raises_random_non_max_entries():
     o = tf.nn.softmax(tf.constant(RNG.normal(size=(64, 10)), tf.float32))
     t = losses.transform_output(o, num_entries=3, closeness=0.9, seed=tf.constant([1, 2]))

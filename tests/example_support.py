@@ -1,0 +1,25 @@
+"""Running an example script in a subprocess, and the checks every script's outputs share."""
+
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run_example(script, out, *flags, env=None):
+    """Runs ``examples/<script> --out=<out> <flags>``; returns its stdout, fails on an error."""
+    cmd = [sys.executable, str(ROOT / "examples" / script), f"--out={out}", *flags]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def check_outputs(out, results, pngs):
+    """results.json names its command and versions; the PNGs are PNGs; no temporary file is left."""
+    assert results["command"]
+    assert "tensorflow" in results["versions"] and "keras" in results["versions"]
+    for png in pngs:
+        assert (out / png).read_bytes()[:8] == PNG_MAGIC, png
+    assert not list(out.rglob(".*.tmp")), "a temporary file was left behind"
