@@ -91,6 +91,9 @@ flags.DEFINE_list("lr_steps", ["80", "120"], "Epochs after which the rate is div
                   "(table 12: 80, 120).")
 flags.DEFINE_float("momentum", 0.9, "SGD momentum (table 12 names no optimiser).")
 flags.DEFINE_float("racecar_weight", 1e-7, "λ of the 13 layers (table 12: 1e-7, l2_loss).")
+flags.DEFINE_integer("calibration_batches", 8,
+                     "Task-A training batches the reverse BN statistics are calibrated on "
+                     "before the inference-mode reconstruction errors.")
 
 
 def scale():
@@ -177,9 +180,11 @@ def run_phase_one(name, seed, sc, cache):
     run = fit(model, name, seed, train, test, sc["epochs"]["A"])
     experiment.save_model(model, weights, weights_only=True)
     x = np.concatenate([x for x, _ in test.take(max(1, 64 // sc["batch_size"]))])[:64]
-    # BN with batch statistics (as the racecar loss sees the reverse pass) and
-    # with the moving statistics; the former moves the moving averages, so the
-    # saved weights are restored afterwards.
+    # Reverse BN with batch statistics (as the racecar loss sees the reverse
+    # pass) and with moving ones, calibrated alike for Std (which never ran
+    # the reverse pass) and RR; training mode moves the moving averages, so
+    # the saved weights are restored afterwards.
+    model.calibrate_reverse_statistics(train.take(FLAGS.calibration_batches))
     for suffix, training in (("", True), ("_inference", False)):
         pairs = model.reverse_activations(x, depth=model.num_constrained, training=training)
         run["layer_relative_error" + suffix] = [
@@ -261,7 +266,7 @@ def main(argv):
     sc = scale()
     settings = {**sc, "learning_rate": FLAGS.learning_rate, "lr_steps": FLAGS.lr_steps,
                 "momentum": FLAGS.momentum, "racecar_weight": FLAGS.racecar_weight,
-                "result_format": 2}
+                "calibration_batches": FLAGS.calibration_batches, "result_format": 3}
     settings.pop("seeds")
     cache = experiment.RunCache(FLAGS.out, settings)
     print(f"racecar CIFAR: {list(MODELS)}, task A {sc['task_A']}, task B {sc['task_B']}, "

@@ -98,6 +98,9 @@ flags.DEFINE_float("rn_weight", 1.0, "Weight of the RN reconstruction loss (RN e
 flags.DEFINE_float("latent_weight", 1.0, "Weight of the RNL latent loss (alg. 1: 1).")
 flags.DEFINE_integer("latent_entries", 1, "Entries of o raised by tr(o), per sample.")
 flags.DEFINE_float("latent_closeness", 0.9, "tr(o) sets them to closeness · max(o).")
+flags.DEFINE_integer("calibration_batches", 8,
+                     "Training batches whose reverse BN statistics every variant is "
+                     "calibrated on before testing (networks without BN ignore it).")
 
 
 def scale():
@@ -166,6 +169,8 @@ def train_one(name, variant, column, seed, sc, cache, key):
     history = model.fit(train, epochs=sc["epochs"], verbose=0, callbacks=[
         experiment.EpochProgress(f"{name} {variant} {column} seed {seed}", 1, sc["epochs"])])
     seconds = time.time() - start
+    # The same reverse BN statistics for every variant (std never ran the reverse pass).
+    model.calibrate_reverse_statistics(train.take(FLAGS.calibration_batches))
     experiment.save_model(model, cache.model_path(key))
     ev = model.evaluate(test, verbose=0, return_dict=True)
     x_test = np.concatenate([x for x, _ in test.take(2)])
@@ -179,7 +184,7 @@ def train_one(name, variant, column, seed, sc, cache, key):
         "seconds_per_step": seconds / (steps * sc["epochs"]),
         "steps": steps * sc["epochs"],
         "reconstruction_examples": np.round(rec[:6], 3),
-        "parameters": int(model.count_params()),
+        "parameters": int(keras.Model(model.inputs, model.outputs).count_params()),
     }
 
 
@@ -191,7 +196,7 @@ def run_study(sc, models, variants, columns):
         momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay, lr_steps=FLAGS.lr_steps,
         rn_weight=FLAGS.rn_weight, latent_weight=FLAGS.latent_weight,
         latent_entries=FLAGS.latent_entries, latent_closeness=FLAGS.latent_closeness,
-        result_format=1)
+        calibration_batches=FLAGS.calibration_batches, result_format=2)
     cache = experiment.RunCache(FLAGS.out, settings)
     results = {}
     for seed in sc["seeds"]:

@@ -36,11 +36,13 @@ class RangeOp:
         view: static non-batch shape to reshape ``x`` into before applying
             (set when a Flatten/Reshape lies between the op and ``L_m``).
         name: what it is, for summaries.
+        layer: the forward layer it re-applies, for pointwise layers.
     """
 
     fn: Callable
     view: Optional[tuple]
     name: str
+    layer: Optional[keras.layers.Layer] = None
 
     def __call__(self, x, ctx):
         if self.view is None or tuple(x.shape[1:]) == self.view:
@@ -201,7 +203,7 @@ class ReverseGraph:
             rule = self._rule(layer)
             single = len(node.input_tensors) == 1
             if rule.kind == "pointwise" and single:
-                ops.append(RangeOp(functools.partial(rule.fn, layer), view, layer.name))
+                ops.append(RangeOp(functools.partial(rule.fn, layer), view, layer.name, layer))
             elif rule.kind == "identity" and single:
                 pass
             elif rule.kind == "structural" and single and not rule.range_barrier:
@@ -233,13 +235,18 @@ class ReverseGraph:
         unique = list(dict.fromkeys(keys))
         return unique, [self.tensors[k] for k in unique]
 
-    def run(self, start_value, taps, training=False):
+    def run(self, start_value, taps, training=False, statistics=None,
+            update_statistics=False):
         """Executes the reverse pass.
 
         Args:
             start_value: value of ``I_r``.
             taps: dict key -> forward value (from ``tap_tensors``).
-            training: training mode (reverse BatchNormalization statistics).
+            training: training mode (reverse BatchNormalization normalises
+                with batch statistics).
+            statistics: reverse BatchNormalization moving statistics
+                (``statistics.ReverseStatistics``), or None.
+            update_statistics: fold the batch statistics into them.
 
         Returns:
             dict key -> reverse value for every constrained point and model
@@ -258,9 +265,16 @@ class ReverseGraph:
             final[k] = value
             return value
 
-        ctx_for_range = rules.ReverseContext([], training=training, options=self.options)
+        ctx_for_range = rules.ReverseContext(
+            [], training=training, options=self.options, statistics=statistics,
+            update_statistics=update_statistics and training)
         for step in self.steps:
             ys = [finalize(k) for k in step.output_keys]
+            if step.rule.kind in ("pointwise", "identity"):
+                # Identity in the walk: pointwise ops are re-applied only as
+                # range ops, at the constrained points (DESIGN §1).
+                pending.setdefault(step.input_keys[0], []).append(ys[0])
+                continue
             ctx = rules.ReverseContext(
                 input_shapes=step.input_shapes,
                 inputs=[taps[k] for k in step.input_keys] if step.tap_inputs else None,
@@ -280,6 +294,11 @@ class ReverseGraph:
         for k in list(pending):
             finalize(k)
         return final
+
+    def range_layers(self):
+        """The forward layers re-applied as range ops, in program order."""
+        ops = [op for k in self.constrained for op in self.range_ops[k]]
+        return list({id(op.layer): op.layer for op in ops if op.layer is not None}.values())
 
     def describe(self):
         """A readable listing of the reverse program."""

@@ -3,6 +3,7 @@
 import dataclasses
 import difflib
 import numbers
+import warnings
 
 import keras
 import numpy as np
@@ -11,6 +12,7 @@ import tensorflow as tf
 from keras_reversible import export as export_lib
 from keras_reversible import graph as graph_lib
 from keras_reversible import losses, rules
+from keras_reversible import statistics as statistics_lib
 from keras_reversible.regularizers import SRIP
 
 MAX_POOL_REVERSE = ("upsample", "unpool")
@@ -75,9 +77,13 @@ class ReversibleModel(keras.Model):
     computed and reports 0.
 
     Reverse BatchNormalization uses the forward layer's γ/β. In training it
-    normalises the reverse signal with that signal's own batch statistics,
-    otherwise with the forward layer's moving statistics; it never updates
-    the moving averages (the forward pass alone owns them).
+    normalises the reverse signal with that signal's own batch statistics and
+    folds them into the model's *reverse* moving statistics (non-trainable
+    variables ``<bn>_reverse_moving_mean/variance``, with the forward layer's
+    momentum); in inference it normalises with those. The forward layers'
+    moving averages belong to the forward pass alone. A model trained without
+    the reverse pass (λ = 0) has untrained reverse statistics: call
+    ``calibrate_reverse_statistics`` before reconstructing in inference mode.
 
     Args:
         inputs: functional inputs, as for ``keras.Model``.
@@ -166,6 +172,9 @@ class ReversibleModel(keras.Model):
             upsample_reverse=upsample_reverse,
         )
         self._rev = self._build_internals()
+        self._reverse_statistics = statistics_lib.ReverseStatistics(
+            self, [layer for layer in self._rev.reverse.range_layers()
+                   if statistics_lib.is_reverse_batch_norm(layer)])
         self.task_loss_tracker = keras.metrics.Mean(name="task_loss")
         self.racecar_loss_tracker = keras.metrics.Mean(name="racecar_loss")
         self.latent_loss_tracker = (
@@ -355,6 +364,11 @@ class ReversibleModel(keras.Model):
         """The reversal settings, as passed to the constructor."""
         return dict(self._settings)
 
+    @property
+    def reverse_statistics(self):
+        """The reverse BatchNormalization moving statistics (variables)."""
+        return self._reverse_statistics.variables
+
     def reverse_summary(self, print_fn=None):
         """Prints the reverse program: layers, rules, constrained points."""
         (print_fn or print)(self._rev.reverse.describe())
@@ -373,9 +387,17 @@ class ReversibleModel(keras.Model):
             taps[graph_lib.key(t)] = v
         return y_pred, taps
 
-    def _reverse(self, taps, training):
+    def _reverse(self, taps, training, start=None):
+        """The reverse pass from ``start`` (default ``I_r``'s forward value).
+
+        In training it updates the reverse BN statistics when it starts from
+        ``I_r`` (not for generated latent features).
+        """
         reverse = self._rev.reverse
-        return reverse.run(taps[graph_lib.key(reverse.start)], taps, training=training)
+        update = training and start is None
+        start = taps[graph_lib.key(reverse.start)] if start is None else start
+        return reverse.run(start, taps, training=training,
+                           statistics=self._reverse_statistics, update_statistics=update)
 
     def _racecar_term(self, taps, training):
         """Σ λ_m D(L_m, L'_m), as this replica's share of the global value."""
@@ -400,7 +422,8 @@ class ReversibleModel(keras.Model):
         head = self._rev.latent_head
         t = losses.transform_output(o, lg.num_entries, lg.closeness, tf.stack([lg.seed, step]),
                                     replica, num_replicas)
-        ctx = rules.ReverseContext([head["input_shape"]], training=training, options={})
+        ctx = rules.ReverseContext([head["input_shape"]], training=training, options={},
+                                   statistics=self._reverse_statistics)
         alpha = head["rule"].fn(head["layer"], t, ctx)
         for op in head["range_ops"]:
             alpha = op(alpha, ctx)
@@ -577,6 +600,67 @@ class ReversibleModel(keras.Model):
         forward, reverse = self._batched(x, batch_size, fn)
         return list(zip(forward, reverse))
 
+    def calibrate_reverse_statistics(self, x, batch_size=256):
+        """Sets the reverse BN moving statistics to their averages over ``x``.
+
+        A "precise BN" pass for the reverse pass: the forward runs in
+        inference mode (the forward layers' statistics are untouched), the
+        reverse pass normalises each batch with its own statistics, and each
+        reverse BatchNormalization's moving mean and variance become the mean
+        of the per-batch values. Use it after training with λ = 0 (the
+        reverse statistics were never updated) or to replace the exponential
+        averages of training by exact ones before measuring reconstructions.
+
+        Args:
+            x: input array(s) structured like the model inputs, or a
+                ``tf.data.Dataset`` of batches of them (or of ``(x, y)``
+                tuples, whose ``x`` is used).
+            batch_size: batch size for arrays.
+
+        Returns:
+            The number of batches averaged (0 when the reverse pass has no
+            BatchNormalization).
+
+        Example:
+
+        ```python
+        model.calibrate_reverse_statistics(x_train[:2048])
+        x_bar = model.reconstruct(x_test)
+        ```
+        """
+        stats = self._reverse_statistics
+        if not len(stats):
+            return 0
+        reverse = self._rev.reverse
+
+        def run(xb, momentum):
+            stats.momentum = momentum
+            try:
+                _, taps = self._forward(xb, False)
+                reverse.run(taps[graph_lib.key(reverse.start)], taps, training=True,
+                            statistics=stats, update_statistics=True)
+            finally:
+                stats.momentum = None
+            return tf.constant(0)
+
+        fn = self._function("calibrate_reverse_statistics", run)
+        if isinstance(x, tf.data.Dataset):
+            batches = (b[0] if isinstance(b, tuple) else b for b in x)
+        else:
+            flat = [np.asarray(t) for t in keras.tree.flatten(x)]
+            batches = (
+                keras.tree.pack_sequence_as(x, [t[i:i + batch_size] for t in flat])
+                for i in range(0, flat[0].shape[0], batch_size)
+            )
+        count = 0
+        for batch in batches:
+            # The k-th batch enters with weight 1/(k+1): a running mean.
+            fn(batch, tf.constant(count / (count + 1.0)))
+            count += 1
+        if count == 0:
+            raise ValueError("calibrate_reverse_statistics: x holds no batches.")
+        return count
+
     def call_with_racecar_loss(self, x, training=False):
         """The forward output and the weighted racecar loss, for custom training loops.
 
@@ -653,7 +737,7 @@ class ReversibleModel(keras.Model):
             out = {"output": o, "transformed": t, "latent": alpha, "latent_output": o_hat}
             if from_output:
                 out["reconstruction"] = self._reverse(taps, False)[input_key]
-                out["latent_reconstruction"] = self._rev.reverse.run(t, taps)[input_key]
+                out["latent_reconstruction"] = self._reverse(taps, False, start=t)[input_key]
             return out
 
         fn = self._function(f"generate_latent_{step}", run)
@@ -713,6 +797,17 @@ class ReversibleModel(keras.Model):
 
     # ------------------------------------------------------------------
     # Serialization
+
+    def load_own_variables(self, store):
+        """Loads the reverse statistics; files saved without them keep defaults."""
+        if len(store.keys()) == 0 and len(self._reverse_statistics):
+            warnings.warn(
+                f"Model '{self.name}' was saved without reverse BatchNormalization "
+                "statistics; they keep their initial values (mean 0, variance 1). "
+                "Call calibrate_reverse_statistics(x) before reconstructing in "
+                "inference mode.", stacklevel=2)
+            return
+        super().load_own_variables(store)
 
     def get_config(self):
         config = super().get_config()

@@ -41,6 +41,8 @@ from typing import Callable, Optional
 import keras
 import tensorflow as tf
 
+from keras_reversible import statistics as statistics_lib
+
 KINDS = ("weight", "structural", "pointwise", "identity")
 
 
@@ -83,12 +85,19 @@ class ReverseContext:
         training: whether the reverse pass runs in training mode.
         options: the model's reversal options (``max_pool_reverse``,
             ``upsample_reverse``).
+        statistics: the reverse BatchNormalization moving statistics
+            (``keras_reversible.statistics.ReverseStatistics``), or None to
+            fall back to the forward layers' own.
+        update_statistics: fold this pass's batch statistics into
+            ``statistics`` (training mode only).
     """
 
     input_shapes: list
     inputs: Optional[list] = None
     training: bool = False
     options: dict = dataclasses.field(default_factory=dict)
+    statistics: Optional[object] = None
+    update_statistics: bool = False
 
     def forward_input(self, index, y):
         """The forward value of input ``index`` (needs ``needs_inputs``)."""
@@ -444,45 +453,51 @@ def _normalization_inverse(layer, y, ctx):
 
 
 def _batch_norm_range(layer, x, ctx):
-    """BN as a range op: γ, β of the forward layer, no moving-average update.
+    """BN as a range op: γ, β of the forward layer.
 
     In training the reverse signal is normalised with its own batch
-    statistics; otherwise with the forward layer's moving statistics.
+    statistics (and, with ``ctx.update_statistics``, they are folded into the
+    reverse moving statistics); otherwise with the reverse moving statistics
+    in ``ctx.statistics`` (the forward layer's own when there are none). The
+    forward layer's moving averages are never touched.
     """
     # The channel axis counted from the end of the layer's own input, so the
     # op also applies after a rank-changing op such as global pooling.
     rank_in = len(layer.input.shape)
     axis = x.shape.rank + (layer.axis % rank_in) - rank_in
-    if x.shape.rank == 4 and axis == 3 and x.dtype == tf.float32:
-        # One fused kernel (as the forward layer uses): the unfused ops below
-        # keep several batch-sized intermediates for backprop.
-        channels = x.shape[3]
-        gamma = _f(layer.gamma, x) if layer.scale else tf.ones([channels])
-        beta = _f(layer.beta, x) if layer.center else tf.zeros([channels])
-        if ctx.training:
-            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
-                x, gamma, beta, epsilon=layer.epsilon, is_training=True)
-        else:
-            y, _, _ = tf.compat.v1.nn.fused_batch_norm(
-                x, gamma, beta, mean=_f(layer.moving_mean, x),
-                variance=_f(layer.moving_variance, x), epsilon=layer.epsilon,
-                is_training=False)
-        return y
-    if ctx.training:
-        reduce = [a for a in range(x.shape.rank) if a != axis]
-        mean, var = tf.nn.moments(x, reduce, keepdims=True)
+    channels = x.shape[axis]
+    gamma = _f(layer.gamma, x) if layer.scale else tf.ones([channels], x.dtype)
+    beta = _f(layer.beta, x) if layer.center else tf.zeros([channels], x.dtype)
+    # One fused kernel where possible (as the forward layer uses): the
+    # unfused ops keep several batch-sized intermediates for backprop.
+    fused = x.shape.rank == 4 and axis == 3 and x.dtype == tf.float32
+    reduce = [a for a in range(x.shape.rank) if a != axis]
+    bshape = [channels if a == axis else 1 for a in range(x.shape.rank)]
+
+    def normalize(mean, variance):
+        return tf.nn.batch_normalization(
+            x, tf.reshape(mean, bshape), tf.reshape(variance, bshape),
+            tf.reshape(beta, bshape), tf.reshape(gamma, bshape), layer.epsilon)
+
+    if not ctx.training:
+        moving = ctx.statistics.get(layer) if ctx.statistics is not None else None
+        mean, variance = moving or (layer.moving_mean, layer.moving_variance)
+        mean, variance = _f(mean, x), _f(variance, x)
+        if fused:
+            return tf.compat.v1.nn.fused_batch_norm(
+                x, gamma, beta, mean=mean, variance=variance,
+                epsilon=layer.epsilon, is_training=False)[0]
+        return normalize(mean, variance)
+    if fused:  # its batch variance is already the unbiased one
+        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            x, gamma, beta, epsilon=layer.epsilon, is_training=True)
     else:
-        mean = _f(layer.moving_mean, x)
-        var = _f(layer.moving_variance, x)
-    gamma = _f(layer.gamma, x) if layer.scale else None
-    beta = _f(layer.beta, x) if layer.center else None
-    if axis != x.shape.rank - 1:
-        bshape = [1] * x.shape.rank
-        bshape[axis] = x.shape[axis]
-        mean, var = tf.reshape(mean, bshape), tf.reshape(var, bshape)
-        gamma = None if gamma is None else tf.reshape(gamma, bshape)
-        beta = None if beta is None else tf.reshape(beta, bshape)
-    return tf.nn.batch_normalization(x, mean, var, beta, gamma, layer.epsilon)
+        mean, variance = tf.nn.moments(x, reduce)
+        y = normalize(mean, variance)
+        variance = statistics_lib.bessel_corrected(variance, x, reduce)
+    if ctx.update_statistics and ctx.statistics is not None:
+        ctx.statistics.update(layer, mean, variance)
+    return y
 
 
 # --------------------------------------------------------------------------

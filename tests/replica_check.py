@@ -111,6 +111,37 @@ def main():
             "grad_rel_diff": grad_diff / grad_scale,
         }), flush=True)
 
+    print(json.dumps(reverse_statistics_check(mirrored, rng)), flush=True)
+
+
+def reverse_statistics_check(mirrored, rng):
+    """A model with reverse BatchNormalization: after one mirrored step the
+    reverse moving statistics have moved, and both replicas hold the same."""
+    with mirrored.scope():
+        inputs = keras.Input((8, 8, 2))
+        x = keras.layers.Conv2D(6, 3, padding="same")(inputs)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.ReLU()(x)
+        x = keras.layers.Conv2D(4, 3, padding="same")(x)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        outputs = keras.layers.Dense(CLASSES)(x)
+        model = kr.ReversibleModel(inputs, outputs)
+        model.compile(keras.optimizers.SGD(0.1),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = rng.uniform(size=(GLOBAL_BATCH, 8, 8, 2)).astype("float32")
+    y = rng.integers(0, CLASSES, GLOBAL_BATCH)
+    stats = model._reverse_statistics.variables
+    before = [v.numpy() for v in stats]
+    model.fit(x, y, batch_size=GLOBAL_BATCH, epochs=1, verbose=0)
+    per_replica = [[r.numpy() for r in v.value.values] for v in stats]
+    return {
+        "config": "reverse_statistics",
+        "replicas": mirrored.num_replicas_in_sync,
+        "variables": len(stats),
+        "moved": [bool(np.any(v.numpy() != b)) for v, b in zip(stats, before)],
+        "replicas_agree": all(np.array_equal(r[0], r[1]) for r in per_replica),
+    }
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -23,7 +23,12 @@ def test_application_trains_with_racecar_loss(name):
     base = build(weights=None, input_shape=(32, 32, 3), classes=10)
     model = kr.make_reversible(base, input_range="relu", racecar_weight=1e-3)
     assert model.num_constrained == expected_points
-    assert len(model.weights) == len(base.weights)
+    assert len(model.weights) == len(base.weights) + len(model.reverse_statistics)
+    # A mean and a variance per BatchNormalization that the reverse pass re-applies.
+    norms = sum(isinstance(layer, keras.layers.BatchNormalization) for layer in base.layers)
+    assert len(model.reverse_statistics) % 2 == 0
+    assert (name == "VGG19") == (len(model.reverse_statistics) == 0)
+    assert len(model.reverse_statistics) <= 2 * norms
     x = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32")
     assert model.reconstruct(x).shape == x.shape
     model.compile("sgd", "sparse_categorical_crossentropy")

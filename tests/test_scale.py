@@ -31,6 +31,8 @@ def test_mirrored_strategy_matches_one_device():
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {r["config"]: r for r in map(json.loads, proc.stdout.strip().splitlines())}
+    stats = rows.pop("reverse_statistics")
+    assert stats["variables"] == 2 and all(stats["moved"]) and stats["replicas_agree"], stats
     assert set(rows) == {"mean", "mean+latent+srip", "l2_loss+latent+srip+l2",
                          "zoo:racecar_mnist_cnn"}
     assert set(rows["l2_loss+latent+srip+l2"]["fit"]) == {

@@ -47,3 +47,52 @@ def test_reverse_activations_match_hand_computation():
     np.testing.assert_allclose(model.reconstruct(x), l1_rev, atol=1e-5)
     # The reverse signals are not trivial.
     assert float(tf.reduce_mean(tf.abs(l1_rev))) > 1e-4
+
+
+def test_separate_pointwise_layers_are_applied_once():
+    """Pointwise layers as their own layers (Dense → BN → LeakyReLU → Dense →
+    LeakyReLU → Dense), by hand: each is re-applied once, at its constrained
+    point, and is the identity in the walk (a second LeakyReLU would scale
+    the negative part by 0.2² instead of 0.2)."""
+    import keras_reversible as kr
+
+    keras.utils.set_random_seed(1)
+    L = keras.layers
+    inputs = keras.Input((5,))
+    h = L.Dense(6, name="d1")(inputs)
+    h = L.BatchNormalization(name="bn")(h)
+    h = L.LeakyReLU(0.2, name="a1")(h)
+    h = L.Dense(4, name="d2")(h)
+    h = L.LeakyReLU(0.2, name="a2")(h)
+    outputs = L.Dense(3, name="d3")(h)
+    model = kr.ReversibleModel(inputs, outputs)
+    rng = np.random.default_rng(1)
+    for v in model.weights:
+        positive = "variance" in v.name
+        value = rng.uniform(0.5, 2.0, v.shape) if positive else rng.normal(size=v.shape)
+        v.assign(value.astype("float32"))
+    x = rng.normal(size=(7, 5)).astype("float32")
+
+    def w(name):
+        layer = model.get_layer(name)
+        return layer.kernel.numpy(), layer.bias.numpy()
+
+    def lrelu(v):
+        return np.where(v > 0, v, 0.2 * v)
+
+    bn = model.get_layer("bn")
+    mean, var = (v.numpy() for v in model.reverse_statistics)
+    l3, l2 = [model._forward(x, False)[1][k].numpy() for k in model._rev.reverse.constrained[2:0:-1]]
+    y = model(x).numpy()
+    (k3, b3), (k2, b2), (k1, b1) = w("d3"), w("d2"), w("d1")
+    r3 = lrelu((y - b3) @ k3.T)
+    r2 = (r3 - b2) @ k2.T
+    r2 = lrelu((r2 - mean) / np.sqrt(var + bn.epsilon) * bn.gamma.numpy() + bn.beta.numpy())
+    r1 = (r2 - b1) @ k1.T
+    pairs = model.reverse_activations(x)
+    assert np.all(np.isfinite(r1)) and 0.2 < np.mean(r3 < 0) < 0.8
+    np.testing.assert_allclose(pairs[2][1], r3, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(pairs[1][1], r2, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(pairs[0][1], r1, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(pairs[2][0], l3, rtol=1e-5)
+    np.testing.assert_allclose(pairs[1][0], l2, rtol=1e-5)

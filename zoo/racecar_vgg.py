@@ -50,7 +50,8 @@ def racecar_cifar_vgg(num_classes=10, input_shape=(32, 32, 3), **reversal):
     ```python
     import zoo
     model = zoo.racecar_cifar_vgg()
-    model.count_params()  # 39979338
+    zoo.info("racecar_cifar_vgg").parameters  # 39979338
+    model.count_params()  # 39986762: + the reverse BN statistics
     ```
 
     References:

@@ -4,6 +4,8 @@ import dataclasses
 import functools
 from typing import Callable
 
+import keras
+
 _MODELS = {}
 
 
@@ -30,7 +32,8 @@ class ModelInfo:
 
     @property
     def parameters(self):
-        """Parameter count (``count_params``, BN statistics included) at the
+        """Parameter count of the network (``count_params``, BN moving statistics
+        included, the reverse pass's BN statistics not) at the
         constructor's default ``num_classes``/``input_shape``; computed on
         first use by building the model, then cached."""
         return _parameters(self.name)
@@ -39,7 +42,8 @@ class ModelInfo:
 @functools.lru_cache(maxsize=None)
 def _parameters(name):
     model = _MODELS[name].constructor()
-    count = int(model.count_params())
+    # The network's own: a ReversibleModel's reverse BN statistics are not counted.
+    count = int(keras.Model(model.inputs, model.outputs).count_params())
     del model
     return count
 
