@@ -74,7 +74,7 @@ INPUTS = {
 PRESETS = {
     # models, batch size, warm-up steps, timed rounds, depth points, memory, XLA
     "cpu": dict(models=list(INPUTS), batch_size=16, warmup=2, repeats=12, depth_points=4,
-                memory=("standard", "racecar", "lambda0", "rnl"), jit=True),
+                memory=("standard", "racecar", "depth1", "lambda0", "rnl"), jit=True),
     "ci": dict(models=["racecar_mi_net"], batch_size=4, warmup=1, repeats=2, depth_points=2,
                memory=("standard", "racecar"), jit=True),
 }
@@ -194,11 +194,15 @@ def child_main(name, cfg):
     peak is reset before each, and each one's ``step_mb`` is what it adds on
     top of the tensors already alive.
     """
-    _, compiled, errors, data = build_variants(name, cfg["batch_size"], [], False, cfg["memory"])
+    # One inter-op thread: ops run one at a time in a fixed order (with
+    # parallel scheduling the peak varied by up to ±20 % between runs).
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    depths = [int(v[len("depth"):]) for v in cfg["memory"] if v.startswith("depth")]
+    _, compiled, errors, data = build_variants(name, cfg["batch_size"], depths, False, cfg["memory"])
     result = {}
     for variant in cfg["memory"]:
-        if variant in errors:
-            result[variant] = {"error": errors[variant]}
+        if variant not in compiled:  # failed, or depth1 of a one-point model
+            result[variant] = {"error": errors.get(variant, "no such variant of this model")}
         else:
             result[variant] = benchmark.step_memory(stepper(compiled[variant], data))
     print("STEP_MEMORY_JSON " + json.dumps(result), flush=True)
@@ -300,6 +304,9 @@ def measure_model(name, cfg):
         # measured first, so no other variant's state is in it) + the step's own.
         base = mem.get("standard", {}).get("base_mb")
         result["ratios"]["memory_step"] = ratio(step_mb("racecar"), step_mb("standard"))
+        # The loss at L'_1 alone needs the whole reverse pass (and keeps it for
+        # backprop) but has one loss gradient instead of one per point.
+        result["ratios"]["memory_step_depth1"] = ratio(step_mb("depth1"), step_mb("standard"))
         if base is not None and step_mb("racecar") is not None:
             result["ratios"]["memory_peak"] = (base + step_mb("racecar")) / (base + step_mb("standard"))
     result["seconds"] = time.time() - start
@@ -321,7 +328,7 @@ def markdown_table(results):
         "| model (input, batch) | std step ms, CPU (wall) | racecar ÷ std | FLOP-ideal "
         "| measured ÷ ideal | λ=0 ÷ std | RNL ÷ std | λ at L_n only ÷ std "
         "| depth s: step ÷ std | XLA ÷ no XLA: std, racecar "
-        "| peak memory racecar ÷ std (step only) |",
+        "| peak memory racecar ÷ std (step only; s = 1) |",
         "|---|---|---|---:|---|---|---|---|---|---|---|",
     ]
     for name, res in results.items():
@@ -348,7 +355,8 @@ def markdown_table(results):
             f"| `{name}` ({shape}, {res['batch_size']}) | {std_ms} | {both('racecar')} "
             f"| {fmt(res['flops_per_example']['ideal_ratio'])} | {both('racecar_over_ideal')} "
             f"| {both('lambda0')} | {both('rnl')} | {both('deepest_only')} | {depth} | {jit} "
-            f"| {fmt(wall.get('memory_peak'))} ({fmt(wall.get('memory_step'))}) |"
+            f"| {fmt(wall.get('memory_peak'))} ({fmt(wall.get('memory_step'))}; "
+            f"{fmt(wall.get('memory_step_depth1'))}) |"
         )
     return "\n".join(rows)
 
@@ -425,8 +433,9 @@ def write_results(cfg, results, complete):
             "`warmup` untimed steps each, the variants are timed in turns for `repeats` "
             "rounds and the medians of wall time and of process CPU time (all threads) kept; "
             "CPU time barely feels other processes' load; memory: TensorFlow's allocator peak while stepping "
-            "(BFC allocator, in one child process per model; step_mb = peak − tensors "
-            "alive before stepping). "
+            "(BFC allocator, in one child process per model with one inter-op thread; "
+            "step_mb = the median over 5 steps of the per-step peak − tensors alive "
+            "before the step). "
             "The machine is shared with other jobs: absolute times are inflated, ratios "
             "are what to read."
         ),

@@ -87,38 +87,44 @@ def float_ops(fn, input_signature):
     return int(tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops)
 
 
-def step_memory(step, warmup=1, steps=2, device="CPU:0"):
+def step_memory(step, warmup=1, steps=5, device="CPU:0"):
     """Peak memory of ``step`` by TensorFlow's allocator statistics.
 
-    After ``warmup`` calls (tracing) the allocator's peak is reset; the step
-    then runs ``steps`` times. On CPU TensorFlow keeps these statistics only
-    with its BFC allocator: run this in a child process started with
-    ``CHILD_ENV`` (``TF_CPU_ALLOCATOR_USE_BFC=true``; see ``run_child``), so
-    the process that times steps keeps TensorFlow's default allocator.
+    After ``warmup`` calls (tracing) the step runs ``steps`` times, the
+    allocator's peak reset before each; the per-step peaks vary by about
+    ±10 % on CPU (intra-op threads), so the median is reported. On CPU
+    TensorFlow keeps these statistics only with its BFC allocator: run this
+    in a child process started with ``CHILD_ENV``
+    (``TF_CPU_ALLOCATOR_USE_BFC=true``; see ``run_child``), so the process
+    that times steps keeps TensorFlow's default allocator.
 
     Returns:
         dict: ``base_mb`` (tensors alive before stepping: weights, optimizer
-        state), ``peak_mb`` (the allocator's peak while stepping) and
-        ``step_mb`` (their difference: activations, reverse signals,
-        gradients held at the peak).
+        state), ``peak_mb`` (the median per-step allocator peak), ``step_mb``
+        (the median of peak − tensors alive before that step: activations,
+        reverse signals, gradients held at the peak) and ``step_mb_range``
+        (its minimum and maximum).
 
     Raises:
         RuntimeError: the allocator keeps no statistics (BFC not enabled).
     """
     for _ in range(warmup):
         step()
-    tf.config.experimental.reset_memory_stats(device)
-    base = tf.config.experimental.get_memory_info(device)["current"]
+    bases, peaks = [], []
     for _ in range(steps):
+        tf.config.experimental.reset_memory_stats(device)
+        bases.append(tf.config.experimental.get_memory_info(device)["current"])
         step()
-    peak = tf.config.experimental.get_memory_info(device)["peak"]
-    if peak == 0:
+        peaks.append(tf.config.experimental.get_memory_info(device)["peak"])
+    if max(peaks) == 0:
         raise RuntimeError(
             f"{device} keeps no allocator statistics; start the process with "
             "TF_CPU_ALLOCATOR_USE_BFC=true (benchmark.CHILD_ENV)."
         )
     mb = 1024 * 1024
-    return {"base_mb": base / mb, "peak_mb": peak / mb, "step_mb": (peak - base) / mb}
+    added = [(p - b) / mb for p, b in zip(peaks, bases)]
+    return {"base_mb": bases[0] / mb, "peak_mb": statistics.median(peaks) / mb,
+            "step_mb": statistics.median(added), "step_mb_range": [min(added), max(added)]}
 
 
 CHILD_ENV = {
