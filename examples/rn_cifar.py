@@ -98,6 +98,9 @@ flags.DEFINE_float("rn_weight", 1.0, "Weight of the RN reconstruction loss (RN e
 flags.DEFINE_float("latent_weight", 1.0, "Weight of the RNL latent loss (alg. 1: 1).")
 flags.DEFINE_integer("latent_entries", 1, "Entries of o raised by tr(o), per sample.")
 flags.DEFINE_float("latent_closeness", 0.9, "tr(o) sets them to closeness · max(o).")
+flags.DEFINE_float("clipnorm", None,
+                   "Clip the global gradient norm to this (RN gives none). DenseNet-40's RN "
+                   "loss diverges without it at lr 0.01: see the README.")
 flags.DEFINE_integer("calibration_batches", 8,
                      "Training batches whose reverse BN statistics every variant is "
                      "calibrated on before testing (networks without BN ignore it).")
@@ -143,7 +146,8 @@ def compile_rn(model, steps_per_epoch, learning_rate):
     values = [learning_rate / 10 ** i for i in range(len(boundaries) + 1)]
     schedule = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
     model.compile(
-        keras.optimizers.SGD(schedule, momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay),
+        keras.optimizers.SGD(schedule, momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay,
+                             global_clipnorm=FLAGS.clipnorm),
         keras.losses.SparseCategoricalCrossentropy(),  # the zoo heads end in softmax
         metrics=["accuracy"],
     )
@@ -167,7 +171,12 @@ def train_one(name, variant, column, seed, sc, cache, key):
     compile_rn(model, steps, sc["learning_rate"])
     start = time.time()
     history = model.fit(train, epochs=sc["epochs"], verbose=0, callbacks=[
-        experiment.EpochProgress(f"{name} {variant} {column} seed {seed}", 1, sc["epochs"])])
+        experiment.EpochProgress(f"{name} {variant} {column} seed {seed}", 1, sc["epochs"]),
+        keras.callbacks.TerminateOnNaN()])
+    diverged = not np.isfinite(model.get_metrics_result()["loss"])
+    if diverged:
+        print(f"  {name} {variant} {column} seed {seed}: the loss diverged to NaN; "
+              "training stopped (try --clipnorm or a smaller --rn_weight)", flush=True)
     seconds = time.time() - start
     # The same reverse BN statistics for every variant (std never ran the reverse pass).
     model.calibrate_reverse_statistics(train.take(FLAGS.calibration_batches))
@@ -180,6 +189,7 @@ def train_one(name, variant, column, seed, sc, cache, key):
         "test_loss": {k: v for k, v in ev.items() if k != "accuracy"},
         "train_loss_last_epoch": {k: v[-1] for k, v in history.history.items()},
         "reconstruction_mse": float(np.mean((rec - x_test) ** 2)),
+        "diverged": bool(diverged),
         "seconds": seconds,
         "seconds_per_step": seconds / (steps * sc["epochs"]),
         "steps": steps * sc["epochs"],
@@ -196,7 +206,8 @@ def run_study(sc, models, variants, columns):
         momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay, lr_steps=FLAGS.lr_steps,
         rn_weight=FLAGS.rn_weight, latent_weight=FLAGS.latent_weight,
         latent_entries=FLAGS.latent_entries, latent_closeness=FLAGS.latent_closeness,
-        calibration_batches=FLAGS.calibration_batches, result_format=2)
+        calibration_batches=FLAGS.calibration_batches, clipnorm=FLAGS.clipnorm,
+        result_format=2)
     cache = experiment.RunCache(FLAGS.out, settings)
     results = {}
     for seed in sc["seeds"]:
@@ -211,7 +222,8 @@ def run_study(sc, models, variants, columns):
                     else:
                         print(f"  {key}: cached")
                     print(f"  {key}: test error {run['test_error_percent']:.2f} %, "
-                          f"MSE of x̄ {run['reconstruction_mse']:.3f}, "
+                          f"MSE of x̄ {run['reconstruction_mse']:.3f}"
+                          f"{' (diverged)' if run.get('diverged') else ''}, "
                           f"{run['seconds_per_step']:.2f} s/step", flush=True)
                     results.setdefault(name, {}).setdefault(column, {}).setdefault(
                         variant, []).append(run)
@@ -307,6 +319,7 @@ def main(argv):
                     "test_error_percent_std": float(np.std(err)),
                     "paper_error_percent": paper_error(name, variant, column),
                     "reconstruction_mse": [r["reconstruction_mse"] for r in runs],
+                    "diverged": [r["diverged"] for r in runs],
                     "seconds_per_step": [r["seconds_per_step"] for r in runs],
                     "seconds": [r["seconds"] for r in runs],
                     "parameters": runs[0]["parameters"],
@@ -322,7 +335,8 @@ def main(argv):
         "learning_rate": sc["learning_rate"],
         "settings": {k: FLAGS[k].value for k in (
             "batch_size", "test_batch_size", "momentum", "weight_decay",
-            "lr_steps", "rn_weight", "latent_weight", "latent_entries", "latent_closeness")},
+            "lr_steps", "rn_weight", "latent_weight", "latent_entries", "latent_closeness",
+            "clipnorm", "calibration_batches")},
         "results": summary,
     }
     _, test = datasets(sc, False, 0)

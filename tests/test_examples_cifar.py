@@ -82,3 +82,13 @@ def test_racecar_cifar_tiny_and_resumes(tmp_path):
     again = run_example("racecar_cifar.py", out, "--preset=tiny")
     assert again.count(": cached") == 7
     assert json.loads((out / "results.json").read_text())["results"] == results["results"]
+
+
+def test_rn_cifar_reports_a_diverged_run(tmp_path):
+    out = tmp_path / "diverged"
+    printed = run_example("rn_cifar.py", out, "--preset=tiny", "--variants=rn",
+                          "--learning_rate=1e8")
+    assert "the loss diverged to NaN" in printed
+    results = json.loads((out / "results.json").read_text())
+    assert results["results"]["rn_baseline"]["plain"]["rn"]["diverged"] == [True]
+    assert results["settings"]["clipnorm"] is None
