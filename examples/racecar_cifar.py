@@ -247,7 +247,7 @@ def plot_reconstructions(path, x, runs):
     ax = fig.add_subplot(grid[:, 7:])
     for name, color in (("Std_A", "tab:orange"), ("RR13_A", "tab:green")):
         for suffix, style, label in (("", "o-", "BN batch stats"),
-                                     ("_inference", "x:", "BN moving stats")):
+                                     ("_inference", "x:", "reverse BN moving stats, calibrated")):
             err = runs[name]["layer_relative_error" + suffix]
             ax.plot(np.arange(1, len(err) + 1), err, style, color=color, label=f"{name}, {label}")
     ax.set_yscale("log")
