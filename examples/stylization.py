@@ -89,6 +89,8 @@ flags.DEFINE_float("content_weight", 1.0, "η of L_total = η L_content + δ L_s
 flags.DEFINE_float("style_weight", 100.0, "δ of L_total = η L_content + δ L_style.")
 flags.DEFINE_float("style_learning_rate", 0.01, "Adam learning rate on the pixels.")
 flags.DEFINE_integer("log_every", 50, "Record the training losses every N steps.")
+flags.DEFINE_integer("calibration_batches", 8, "Training batches the reverse BN statistics are "
+                     "calibrated on before the reconstruction error.")
 
 
 def scale():
@@ -132,6 +134,8 @@ def train_vgg(name, depth, seed, s):
                                                             max(1, epochs // 5), epochs)])
     seconds = time.time() - start
     acc = model.evaluate(x_test, y_test, batch_size=100, verbose=0, return_dict=True)["accuracy"]
+    # The same reverse BN statistics for both (Std_A never ran its reverse pass).
+    model.calibrate_reverse_statistics(train.take(FLAGS.calibration_batches))
     rec = model.reconstruct(x_test[:256], batch_size=64)
     return model, {
         "test_accuracy": float(acc),
@@ -307,7 +311,7 @@ def main(argv):
     train_settings = {k: v for k, v in s.items() if k not in ("seeds", "image_size", "style_steps")}
     train_settings.update(dataset=FLAGS.dataset, train_size=FLAGS.train_size,
                           learning_rate=FLAGS.learning_rate, racecar_weight=FLAGS.racecar_weight,
-                          log_every=FLAGS.log_every)
+                          log_every=FLAGS.log_every, calibration_batches=FLAGS.calibration_batches)
     settings = {**train_settings, "image_size": s["image_size"], "style_steps": s["style_steps"],
                 "content_weight": FLAGS.content_weight, "style_weight": FLAGS.style_weight,
                 "style_learning_rate": FLAGS.style_learning_rate}
