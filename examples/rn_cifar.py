@@ -162,6 +162,25 @@ def datasets(sc, augment, seed):
     return train, test
 
 
+def gradient_norms(model, batch):
+    """Global norms of the task and RN losses' gradients on ``batch``, in
+    training mode, leaving every weight and statistic as it was."""
+    import tensorflow as tf
+
+    saved = [v.numpy() for v in model.variables]
+    x, y = batch
+    with tf.GradientTape(persistent=True) as tape:
+        y_pred, rn = model.call_with_racecar_loss(x, training=True)
+        task = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, y_pred))
+    norms = {}
+    for term, loss in (("task", task), ("rn", rn)):
+        grads = [g for g in tape.gradient(loss, model.trainable_variables) if g is not None]
+        norms[term] = float(tf.linalg.global_norm(grads)) if grads else 0.0
+    for v, value in zip(model.variables, saved):
+        v.assign(value)
+    return norms
+
+
 def train_one(name, variant, column, seed, sc, cache, key):
     """Trains one network; returns its results and saves its weights in the cache."""
     keras.utils.set_random_seed(seed)
@@ -169,6 +188,8 @@ def train_one(name, variant, column, seed, sc, cache, key):
     steps = int(train.cardinality())
     model = build(name, variant)
     compile_rn(model, steps, sc["learning_rate"])
+    # On the first test batch: a second pass over `train` would reshuffle it.
+    norms = gradient_norms(model, next(iter(test)))
     start = time.time()
     history = model.fit(train, epochs=sc["epochs"], verbose=0, callbacks=[
         experiment.EpochProgress(f"{name} {variant} {column} seed {seed}", 1, sc["epochs"]),
@@ -190,6 +211,7 @@ def train_one(name, variant, column, seed, sc, cache, key):
         "train_loss_last_epoch": {k: v[-1] for k, v in history.history.items()},
         "reconstruction_mse": float(np.mean((rec - x_test) ** 2)),
         "diverged": bool(diverged),
+        "gradient_norm_at_init": norms,
         "seconds": seconds,
         "seconds_per_step": seconds / (steps * sc["epochs"]),
         "steps": steps * sc["epochs"],
@@ -207,7 +229,7 @@ def run_study(sc, models, variants, columns):
         rn_weight=FLAGS.rn_weight, latent_weight=FLAGS.latent_weight,
         latent_entries=FLAGS.latent_entries, latent_closeness=FLAGS.latent_closeness,
         calibration_batches=FLAGS.calibration_batches, clipnorm=FLAGS.clipnorm,
-        result_format=2)
+        result_format=3)
     cache = experiment.RunCache(FLAGS.out, settings)
     results = {}
     for seed in sc["seeds"]:
@@ -320,6 +342,7 @@ def main(argv):
                     "paper_error_percent": paper_error(name, variant, column),
                     "reconstruction_mse": [r["reconstruction_mse"] for r in runs],
                     "diverged": [r["diverged"] for r in runs],
+                    "gradient_norm_at_init": [r["gradient_norm_at_init"] for r in runs],
                     "seconds_per_step": [r["seconds_per_step"] for r in runs],
                     "seconds": [r["seconds"] for r in runs],
                     "parameters": runs[0]["parameters"],

@@ -92,3 +92,5 @@ def test_rn_cifar_reports_a_diverged_run(tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert results["results"]["rn_baseline"]["plain"]["rn"]["diverged"] == [True]
     assert results["settings"]["clipnorm"] is None
+    norms = results["results"]["rn_baseline"]["plain"]["rn"]["gradient_norm_at_init"][0]
+    assert norms["task"] > 0 and norms["rn"] > 0
