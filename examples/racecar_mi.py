@@ -143,9 +143,8 @@ def phase_one(name, seed, epochs, task_a, mi_data, cache, images_dir):
     model = zoo.racecar_mi_net(depth=depth, racecar_weight=FLAGS.racecar_weight,
                                kernel_regularizer=kr.SRIP(FLAGS.srip_beta) if ortho else None)
     key = f"{name}-seed{seed}"
-    run = cache.get(key)
-    if run is not None and cache.get_weights(key, model):
-        print(f"  {key}: cached", flush=True)
+    run = cache.restore(key, model)
+    if run is not None:
         return model, run
     x_test = task_a[1][0]
     images = kr.callbacks.ReconstructionImages(x_test[:16], images_dir, every=epochs,

@@ -174,9 +174,8 @@ def phase_one(name, seed, tasks, epochs, cache, images_dir):
     model = zoo.racecar_mnist_cnn(depth=depth, racecar_weight=FLAGS.racecar_weight,
                                   kernel_regularizer=kr.SRIP(FLAGS.srip_beta) if ortho else None)
     key = f"{name}-seed{seed}"
-    run = cache.get(key)
-    if run is not None and cache.get_weights(key, model):
-        print(f"  {key}: cached", flush=True)
+    run = cache.restore(key, model)
+    if run is not None:
         return model, run
     x_test = as_float(tasks["A"][1][0][:16])
     images = kr.callbacks.ReconstructionImages(x_test[:8], images_dir, every=epochs,

@@ -329,10 +329,8 @@ def main(argv):
             key = f"{name}-seed{seed}"
             generator = zoo.smoke_generator(input_shape=low_shape, width=s["width"], depth=depth,
                                             racecar_weight=FLAGS.racecar_weight)
-            run = cache.get(key)
-            if run is not None and cache.get_weights(key, generator):
-                print(f"  {key}: cached")
-            else:
+            run = cache.restore(key, generator)
+            if run is None:
                 generator, run = train_task_a(name, depth, seed, s, train_ds, test)
                 cache.put_weights(key, generator)
                 cache.put(key, run)

@@ -327,10 +327,8 @@ def main(argv):
                 num_classes=1000 if FLAGS.dataset == "imagenet2012" else 10,
                 input_shape=(FLAGS.train_size,) * 2 + (3,), width=s["width"], depth=depth,
                 racecar_weight=FLAGS.racecar_weight)
-            run = cache.get(key)
-            if run is not None and cache.get_weights(key, model):
-                print(f"  {key}: cached")
-            else:
+            run = cache.restore(key, model)
+            if run is None:
                 model, run = train_vgg(name, depth, seed, s)
                 cache.put_weights(key, model)
                 cache.put(key, run)

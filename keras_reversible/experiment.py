@@ -143,6 +143,18 @@ class RunCache:
             with open(tmp, "wb") as f:
                 np.savez(f, *model.get_weights())
 
+    def restore(self, key, model):
+        """The cached result of ``key`` with its weights loaded into ``model``.
+
+        Prints ``"  <key>: cached"`` when it finds both; returns None (and
+        leaves ``model`` untouched) otherwise.
+        """
+        run = self.get(key)
+        if run is None or not self.get_weights(key, model):
+            return None
+        print(f"  {key}: cached", flush=True)
+        return run
+
     def get_weights(self, key, model):
         """Loads the weights stored under ``key`` into ``model``.
 

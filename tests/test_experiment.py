@@ -48,6 +48,20 @@ def test_run_cache_results_and_weights(tmp_path):
     assert not [p for p in os.listdir(tmp_path / "runs") if p.endswith(".tmp")]
 
 
+def test_run_cache_restore(tmp_path, capsys):
+    cache = experiment.RunCache(tmp_path, {"epochs": 3})
+    model = zoo.racecar_mi_net()
+    assert cache.restore("Std_A-seed0", model) is None
+    cache.put("Std_A-seed0", {"accuracy": 0.9})
+    assert cache.restore("Std_A-seed0", model) is None  # a result without weights
+    cache.put_weights("Std_A-seed0", model)
+    other = zoo.racecar_mi_net()
+    assert cache.restore("Std_A-seed0", other) == {"accuracy": 0.9}
+    assert capsys.readouterr().out == "  Std_A-seed0: cached\n"
+    for a, b in zip(model.get_weights(), other.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_epoch_progress_prints_every_n_epochs_and_the_last(capsys):
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile("sgd", "mse")
