@@ -6,6 +6,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
+# The full offline data when it lies beside the clone (our machines and CI);
+# without it the tests use the subset in tests/data and the library TFDS.
+SHARED_DATA := $(abspath $(CURDIR)/../shared/data)
+ifneq ($(wildcard $(SHARED_DATA)/.),)
+export KERAS_REVERSIBLE_DATA ?= $(SHARED_DATA)
+endif
 
 .PHONY: venv test test-distributed demo clean bazel-test
 

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_reversible import experiment
+from keras_reversible.extras import import_extra
 
 
 def _as_images(x):
@@ -35,10 +36,8 @@ def reconstruction_grid(path, inputs, regenerated, title, value_range=None):
         value_range: ``(low, high)`` of the colour scale; default the
             inputs' range.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import_extra("matplotlib", "reconstruction_grid").use("Agg")
+    plt = import_extra("matplotlib.pyplot", "reconstruction_grid")
 
     top, bottom = _as_images(inputs), _as_images(regenerated)
     low, high = value_range or (float(top.min()), float(top.max()))

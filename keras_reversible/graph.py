@@ -69,12 +69,35 @@ def key(tensor):
     return id(tensor)
 
 
+# Keras has no public API for a functional graph's nodes. The three readers
+# below are the only places that touch its private attributes
+# (``KerasTensor._keras_history``, ``Operation._inbound_nodes``);
+# tests/test_graph_internals.py pins the behaviour they rely on.
+
+
 def producer(tensor):
-    """(layer, node) that produced a KerasTensor."""
+    """(layer, node) that produced a KerasTensor; ``(None, None)`` for none."""
     history = getattr(tensor, "_keras_history", None)
     if history is None or history.operation is None:
         return None, None
     return history.operation, history.operation._inbound_nodes[history.node_index]
+
+
+def calls(layer):
+    """The nodes of ``layer``'s calls on symbolic tensors (its functional uses)."""
+    return [node for node in layer._inbound_nodes if node.input_tensors]
+
+
+def is_functional_graph(model):
+    """True for a Keras model whose outputs trace back through a functional graph.
+
+    Functional and Sequential models qualify; a subclassed model (no symbolic
+    inputs/outputs) does not.
+    """
+    if not isinstance(model, keras.Model) or not getattr(model, "inputs", None):
+        return False
+    outputs = keras.tree.flatten(getattr(model, "outputs", None) or [])
+    return bool(outputs) and all(producer(t)[0] is not None for t in outputs)
 
 
 def _is_linear_activation(fn):

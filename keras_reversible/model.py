@@ -263,7 +263,7 @@ class ReversibleModel(keras.Model):
                 f"reverse_from={name!r} names no layer of model '{self.name}'.{hint}"
             )
         layer = self.get_layer(name)
-        nodes = [n for n in layer._inbound_nodes if n.input_tensors]
+        nodes = graph_lib.calls(layer)
         if len(nodes) != 1 or len(nodes[0].output_tensors) != 1:
             raise ValueError(
                 f"reverse_from={name!r}: layer must be called exactly once and "
@@ -848,15 +848,13 @@ def make_reversible(model, **settings):
     model = kr.make_reversible(base, reverse_from="block5_conv4", input_range="relu")
     ```
     """
-    from keras.src.models.functional import Functional
-
     if isinstance(model, keras.Sequential):
         if not model.built or not getattr(model, "inputs", None):
             raise ValueError(
                 f"make_reversible: Sequential model '{model.name}' has no "
                 "inputs yet; start it with keras.Input(shape) or build it."
             )
-    elif not isinstance(model, Functional):
+    elif not graph_lib.is_functional_graph(model):
         raise TypeError(
             f"make_reversible needs a functional or Sequential Keras model; "
             f"'{getattr(model, 'name', model)}' is a {type(model).__name__}, "

@@ -445,8 +445,10 @@ def _rescaling_inverse(layer, y, ctx):
 
 
 def _normalization_inverse(layer, y, ctx):
+    # The layer divides by max(sqrt(variance), epsilon), so a zero-variance
+    # feature is scaled by 1/epsilon forward and by epsilon here.
     mean = tf.cast(layer.mean, y.dtype)
-    std = tf.sqrt(tf.maximum(tf.cast(layer.variance, y.dtype), keras.backend.epsilon()))
+    std = tf.maximum(tf.sqrt(tf.cast(layer.variance, y.dtype)), keras.backend.epsilon())
     if layer.invert:
         return (y - mean) / std
     return y * std + mean

@@ -14,8 +14,8 @@ MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
 @pytest.fixture(scope="module")
-def mnist_dir(shared_data):
-    return shared_data / "mnist"
+def mnist_dir(data_root):
+    return data_root / "mnist"
 
 
 @pytest.fixture(scope="module")
@@ -28,29 +28,43 @@ def mnist_test(mnist_dir):
     return data.load_mnist_arrays("test", data_dir=mnist_dir)
 
 
-# --- shared_data_dir ---------------------------------------------------------------------------
+# --- local_data_dir: only data_dir= or KERAS_REVERSIBLE_DATA -----------------------------------
 
-def test_shared_data_dir_finds_mnist(shared_data):
-    assert (shared_data / "mnist" / "train-images-idx3-ubyte.gz").is_file()
-
-
-def test_shared_data_dir_env_var(monkeypatch, tmp_path):
+def test_local_data_dir_env_var(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_REVERSIBLE_DATA", str(tmp_path))
-    assert data.shared_data_dir() == tmp_path.resolve()
+    assert data.local_data_dir() == tmp_path.resolve()
     monkeypatch.setenv("KERAS_REVERSIBLE_DATA", str(tmp_path / "missing"))
     with pytest.raises(FileNotFoundError, match="KERAS_REVERSIBLE_DATA"):
-        data.shared_data_dir()
+        data.local_data_dir()
 
 
-def test_shared_data_dir_walks_up_from_cwd(monkeypatch, tmp_path):
-    monkeypatch.delenv("KERAS_REVERSIBLE_DATA", raising=False)
+def test_the_library_does_not_search_the_file_system(monkeypatch, tmp_path, mnist_dir):
+    # A shared/data/mnist folder above the working directory is not found:
+    # without data_dir= or KERAS_REVERSIBLE_DATA the loaders go to TFDS.
     (tmp_path / "shared" / "data").mkdir(parents=True)
+    (tmp_path / "shared" / "data" / "mnist").symlink_to(mnist_dir)
     (tmp_path / "repo" / "sub").mkdir(parents=True)
     monkeypatch.chdir(tmp_path / "repo" / "sub")
-    assert data.shared_data_dir() == (tmp_path / "shared" / "data").resolve()
+    monkeypatch.delenv("KERAS_REVERSIBLE_DATA")
+    assert data.local_data_dir() is None
+    with pytest.raises(FileNotFoundError, match="KERAS_REVERSIBLE_DATA unset"):
+        data.load_mnist_arrays("test", source="local")
+    with pytest.raises(FileNotFoundError, match="KERAS_REVERSIBLE_DATA unset"):
+        data.load_cifar_arrays("cifar10", "test", source="local")
 
 
-def test_mnist_default_data_dir_is_shared(mnist_test):
+@pytest.mark.parametrize("load", [
+    lambda d: data.load_mnist_arrays("test", data_dir=d),
+    lambda d: data.load_cifar_arrays("cifar10", "test", data_dir=d),
+    lambda d: data.load_motion_blur_mnist_arrays("test", data_dir=d),
+], ids=["mnist", "cifar10", "motion_blur_mnist"])
+def test_a_data_dir_that_does_not_exist_is_an_error(tmp_path, load):
+    # Not a warning and a download: the typo is named.
+    with pytest.raises(FileNotFoundError, match="mnsit"):
+        load(tmp_path / "mnsit")
+
+
+def test_mnist_default_data_dir_is_the_env_var(mnist_test):
     x, y = data.load_mnist_arrays("test", source="local")
     np.testing.assert_array_equal(x, mnist_test[0])
     np.testing.assert_array_equal(y, mnist_test[1])
@@ -60,8 +74,8 @@ def test_mnist_default_data_dir_is_shared(mnist_test):
 
 @pytest.mark.parametrize("split, counts",
                          [("train", MNIST_TRAIN_COUNTS), ("test", MNIST_TEST_COUNTS)])
-def test_local_mnist(split, counts, mnist_train, mnist_test):
-    x, y = mnist_train if split == "train" else mnist_test
+def test_local_mnist_official_counts(split, counts, full_data):
+    x, y = data.load_mnist_arrays(split, data_dir=full_data / "mnist")
     n = sum(counts)
     assert x.shape == (n, 28, 28) and x.dtype == np.uint8
     assert y.shape == (n,) and y.dtype == np.uint8
@@ -69,6 +83,14 @@ def test_local_mnist(split, counts, mnist_train, mnist_test):
     assert np.bincount(y, minlength=10).tolist() == counts
     # Known first labels of the official files.
     assert y[:5].tolist() == ([5, 0, 4, 1, 9] if split == "train" else [7, 2, 1, 0, 4])
+
+
+def test_local_mnist_reads_the_files_it_is_given(mnist_train, mnist_test):
+    for (x, y), first in ((mnist_train, [5, 0, 4, 1, 9]), (mnist_test, [7, 2, 1, 0, 4])):
+        assert x.ndim == 3 and x.shape[1:] == (28, 28) and x.dtype == np.uint8
+        assert y.shape == (len(x),) and y.dtype == np.uint8 and len(x) >= 1000
+        assert x.min() == 0 and x.max() == 255 and set(np.unique(y)) == set(range(10))
+        assert y[:5].tolist() == first  # known first labels of the official files
 
 
 def test_uncompressed_idx_files_are_read_too(mnist_dir, mnist_test, tmp_path):
@@ -93,7 +115,7 @@ def test_bad_arguments_and_missing_files(tmp_path, mnist_dir):
         data.load_mnist_arrays("test", data_dir=tmp_path)
 
 
-def test_count_mismatch_names_both_files(tmp_path, mnist_dir):
+def test_count_mismatch_names_both_files(tmp_path, mnist_dir, mnist_test):
     (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(
         (mnist_dir / "t10k-images-idx3-ubyte.gz").read_bytes())
     labels = bytes([0, 0, 8, 1]) + (5).to_bytes(4, "big") + bytes(5)
@@ -101,7 +123,7 @@ def test_count_mismatch_names_both_files(tmp_path, mnist_dir):
     with pytest.raises(ValueError) as err:
         data.load_mnist_arrays("test", data_dir=tmp_path)
     message = str(err.value)
-    assert "10000 images" in message and "5 labels" in message
+    assert f"{len(mnist_test[0])} images" in message and "5 labels" in message
     assert "t10k-images-idx3-ubyte.gz" in message and "t10k-labels-idx1-ubyte" in message
 
 
@@ -128,7 +150,8 @@ def test_read_idx_truncated(tmp_path, mnist_dir, gzipped):
     path = tmp_path / ("cut-labels-idx1-ubyte" + (".gz" if gzipped else ""))
     cut = raw[:-100]
     path.write_bytes(gzip.compress(cut) if gzipped else cut)
-    with pytest.raises(ValueError, match="truncated: .* expects 10000 bytes got 9900") as err:
+    n = len(raw) - 8  # the labels after the 8-byte header
+    with pytest.raises(ValueError, match=f"truncated: .* expects {n} bytes got {n - 100}") as err:
         data.read_idx(path)
     assert str(path) in str(err.value)
 

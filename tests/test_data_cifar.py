@@ -12,38 +12,65 @@ CIFAR10_TRAIN1_COUNTS = [1005, 974, 1032, 1016, 999, 937, 1030, 1001, 1025, 981]
 
 
 @pytest.fixture(scope="module")
-def cifar10_dir(shared_data):
-    return shared_data / "cifar10"
+def cifar10_dir(data_root):
+    return data_root / "cifar10"
 
 
-@pytest.fixture(scope="module")
-def cifar10_train(cifar10_dir):
-    return data.load_cifar_arrays("cifar10", "train", data_dir=cifar10_dir, source="local")
-
-
-def test_cifar10_local_train_batch_1(cifar10_train):
-    x, y = cifar10_train
-    assert x.shape == (10000, 32, 32, 3) and x.dtype == np.uint8
-    assert y.shape == (10000,) and y.dtype == np.uint8
-    assert np.bincount(y, minlength=10).tolist() == CIFAR10_TRAIN1_COUNTS
+def test_cifar10_full_training_set(full_data):
+    x, y = data.load_cifar_arrays("cifar10", "train", data_dir=full_data / "cifar10",
+                                  source="local")
+    assert x.shape == (50000, 32, 32, 3) and x.dtype == np.uint8
+    assert y.shape == (50000,) and y.dtype == np.uint8
+    assert np.bincount(y, minlength=10).tolist() == [5000] * 10
+    # Batch 1 first, in the official order.
+    assert np.bincount(y[:10000], minlength=10).tolist() == CIFAR10_TRAIN1_COUNTS
     assert x.min() == 0 and x.max() == 255
 
 
-def test_cifar10_local_test_and_default_dir(cifar10_dir):
+def test_cifar10_full_test_set_and_default_dir(full_data, monkeypatch):
+    monkeypatch.setenv("KERAS_REVERSIBLE_DATA", str(full_data))
     x, y = data.load_cifar_arrays("cifar10", "test", source="local")
     assert x.shape == (10000, 32, 32, 3)
     assert np.bincount(y, minlength=10).tolist() == [1000] * 10
 
 
-def test_cifar100_local_subset(shared_data):
-    x, y = data.load_cifar_arrays("cifar100", "test", data_dir=shared_data / "cifar100",
+def test_cifar10_batches_present_are_concatenated_with_a_warning(tmp_path, cifar10_dir, caplog):
+    # Only batches 1 and 3 here: both are read, in order, and the log says 50,000 were expected.
+    with np.load(cifar10_dir / "cifar10_data_batch_1.npz") as f:
+        x, y = f["x_train"][:6], f["y_train"][:6]
+    np.savez(tmp_path / "cifar10_data_batch_1.npz", x_train=x[:4], y_train=y[:4])
+    np.savez(tmp_path / "cifar10_data_batch_3.npz", x_train=x[4:], y_train=y[4:])
+    got_x, got_y = data.load_cifar_arrays("cifar10", "train", data_dir=tmp_path, source="local")
+    np.testing.assert_array_equal(got_x, x)
+    np.testing.assert_array_equal(got_y, y)
+    assert "only 6 of the 50,000" in caplog.text
+
+
+def test_cifar10_local_subset_reads_as_the_full_files_do(cifar10_dir):
+    x, y = data.load_cifar_arrays("cifar10", "test", source="local")
+    assert x.shape[1:] == (32, 32, 3) and x.dtype == np.uint8 and len(x) >= 500
+    assert y.shape == (len(x),) and set(np.unique(y)) == set(range(10))
+    xt, yt = data.load_cifar_arrays("cifar10", "train", data_dir=cifar10_dir, source="local")
+    assert len(xt) >= 500 and len(yt) == len(xt) and xt.max() == 255
+
+
+def test_cifar100_full_local_subset(full_data):
+    x, y = data.load_cifar_arrays("cifar100", "test", data_dir=full_data / "cifar100",
                                   source="local")
     assert x.shape == (916, 32, 32, 3) and y.max() <= 99
     assert len(np.unique(y)) == 100
-    _, yc = data.load_cifar_arrays("cifar100", "test", source="local", label_mode="coarse")
+    _, yc = data.load_cifar_arrays("cifar100", "test", data_dir=full_data / "cifar100",
+                                   source="local", label_mode="coarse")
     assert np.bincount(yc, minlength=20)[:3].tolist() == [39, 54, 44]
-    xt, yt = data.load_cifar_arrays("cifar100", "train", source="local")
+    xt, yt = data.load_cifar_arrays("cifar100", "train", data_dir=full_data / "cifar100",
+                                    source="local")
     assert xt.shape == (486, 32, 32, 3) and 16 not in yt
+
+
+def test_cifar100_labels(data_root):
+    x, y = data.load_cifar_arrays("cifar100", "test", source="local")
+    _, yc = data.load_cifar_arrays("cifar100", "test", source="local", label_mode="coarse")
+    assert len(x) == len(y) == len(yc) >= 100 and y.max() <= 99 and yc.max() <= 19
     with pytest.raises(ValueError, match="label_mode"):
         data.load_cifar_arrays("cifar10", "test", label_mode="coarse")
 
@@ -117,17 +144,18 @@ def test_select_classes_remaps():
 
 
 def test_task_split_dataset(cifar10_dir):
+    _, raw = data.load_cifar_arrays("cifar10", "test", data_dir=cifar10_dir)
     ds = data.cifar_dataset("cifar10", "test", batch_size=500, data_dir=cifar10_dir,
                             classes=[5, 6, 7, 8, 9], source="local")
     ys = np.concatenate([y.numpy() for _, y in ds])
-    assert len(ys) == 5000 and np.bincount(ys).tolist() == [1000] * 5
+    assert np.bincount(ys).tolist() == np.bincount(raw, minlength=10)[5:].tolist()
 
 
 def test_normalisation_divides_by_channel_means(cifar10_dir):
     ds = data.cifar_dataset("cifar10", "test", batch_size=10000, data_dir=cifar10_dir,
                             source="local")
     x, y = next(iter(ds))
-    assert tuple(x.shape) == (10000, 32, 32, 3) and x.dtype == tf.float32 and y.dtype == tf.int32
+    assert tuple(x.shape[1:]) == (32, 32, 3) and x.dtype == tf.float32 and y.dtype == tf.int32
     raw, _ = data.load_cifar_arrays("cifar10", "test", data_dir=cifar10_dir)
     expected = raw.astype(np.float32) / 255 / np.array(data.CHANNEL_MEANS["cifar10"], np.float32)
     np.testing.assert_allclose(x.numpy(), expected, rtol=1e-6)

@@ -189,6 +189,22 @@ def test_rescaling_and_normalization_are_inverted():
     np.testing.assert_allclose(_apply_rule(norm, [(4,)], norm(x)), x, atol=1e-5)
 
 
+@pytest.mark.parametrize("invert", [False, True])
+def test_normalization_inverse_with_zero_and_tiny_variance(invert):
+    # Keras divides by max(sqrt(variance), epsilon): a zero-variance feature is
+    # scaled by 1/epsilon, and the inverse must scale it back by epsilon.
+    norm = L.Normalization(invert=invert)
+    norm.adapt(np.array([[0.0, 1.0], [0.0, 3.0]], np.float32))
+    x = tf.constant([[0.5, 2.5], [-1.0, 0.0]], tf.float32)
+    np.testing.assert_allclose(_apply_rule(norm, [(2,)], norm(x)), x, rtol=1e-5, atol=1e-6)
+    # Inverted, x·epsilon is added to the mean: a nonzero mean would round it away in float32.
+    mean = 0.0 if invert else 0.25
+    for variance in (0.0, 1e-20, 1e-12, 1e-6):
+        tiny = L.Normalization(mean=[mean], variance=[variance], invert=invert)
+        x = tf.constant([[0.5], [0.3]], tf.float32)
+        np.testing.assert_allclose(_apply_rule(tiny, [(1,)], tiny(x)), x, rtol=1e-5, atol=1e-7)
+
+
 def _linear_model(build):
     inputs = keras.Input((6, 6, 2))
     outputs = build(inputs)

@@ -1,11 +1,13 @@
 """Offline data loaders: MNIST, Fashion-MNIST, motion-blurred MNIST, CIFAR, smoke, EBPC, the MI task.
 
-MNIST comes from the IDX files in ``shared_data_dir()/"mnist"``,
-Fashion-MNIST from Debian's ``dataset-fashion-mnist`` package; both fall back
-to ``tensorflow_datasets`` (which downloads) when no local files are found.
+Local files are read from the folder passed as ``data_dir=``, else from the
+data set's subfolder of ``$KERAS_REVERSIBLE_DATA`` (``local_data_dir()``); the
+library searches nowhere else. MNIST comes from the four IDX files,
+Fashion-MNIST also from Debian's ``dataset-fashion-mnist`` package; without
+local files both fall back to ``tensorflow_datasets`` (which downloads).
 Motion-blurred MNIST (n-MNIST variant) is regenerated from MNIST. CIFAR-10/100
-read prepared ``.npz``, the official python pickles or ``shared_data_dir()``'s
-``.npz`` files, else TFDS. Smoke plumes are simulated with phiflow and cached.
+read prepared ``.npz``, the official python pickles or the project's ``.npz``
+files, else TFDS. Smoke plumes are simulated with phiflow and cached.
 EBPC is composed from TFDS names (downloads). The 12-bit task's data is
 embedded in the package (``var_u.mat``). ``python -m keras_reversible.data
 prepare NAME --source PATH`` turns local files into the loaders' folders.
@@ -28,7 +30,7 @@ from keras_reversible.data.motion_blur import (
     motion_blur_kernel,
     motion_blur_mnist_dataset,
 )
-from keras_reversible.data.paths import shared_data_dir
+from keras_reversible.data.paths import local_data_dir
 from keras_reversible.data.smoke import (
     downsample_frames,
     load_smoke_arrays,
@@ -47,6 +49,7 @@ __all__ = [
     "load_cifar_arrays",
     "load_mi_sphere",
     "load_mnist_arrays",
+    "local_data_dir",
     "load_motion_blur_mnist_arrays",
     "load_smoke_arrays",
     "mi_sphere_dataset",
@@ -57,7 +60,6 @@ __all__ = [
     "read_cifar_pickle",
     "read_idx",
     "select_classes",
-    "shared_data_dir",
     "smoke_dataset",
     "smoke_parameters",
 ]

@@ -76,16 +76,16 @@ def _prepare_cifar(name, source, tmp, bar):
 def default_source(name):
     """The folder ``prepare NAME`` reads when ``--source`` is not given, or None.
 
-    ``mnist`` and ``motion_blur_mnist``: ``shared_data_dir()/"mnist"``;
+    ``mnist`` and ``motion_blur_mnist``: ``$KERAS_REVERSIBLE_DATA/mnist``;
     ``fashion_mnist``: Debian's ``/usr/share/datasets/fashion-mnist``;
-    ``cifar10``/``cifar100``: ``shared_data_dir()/name``.
+    ``cifar10``/``cifar100``: ``$KERAS_REVERSIBLE_DATA/<name>``.
     """
     from keras_reversible.data.mnist import FASHION_MNIST_DEBIAN_DIR
-    from keras_reversible.data.paths import shared_data_dir
+    from keras_reversible.data.paths import local_data_dir
 
     if name == "fashion_mnist":
         return FASHION_MNIST_DEBIAN_DIR
-    root = shared_data_dir()
+    root = local_data_dir()
     if root is None or name == "smoke":
         return None
     return root / ("mnist" if name == "motion_blur_mnist" else name)
@@ -149,7 +149,7 @@ def main(argv=None):
     p = sub.add_parser("prepare", help="turn local files into the arrays the loaders read")
     p.add_argument("name", choices=NAMES)
     p.add_argument("--source", help="folder with the input files (not for smoke); default: "
-                   "shared/data/<name> (shared/data/mnist for motion_blur_mnist), "
+                   "$KERAS_REVERSIBLE_DATA/<name> ($KERAS_REVERSIBLE_DATA/mnist for motion_blur_mnist), "
                    "/usr/share/datasets/fashion-mnist for fashion_mnist")
     p.add_argument("--out", default="prepared_data", help="output root (default ./prepared_data)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

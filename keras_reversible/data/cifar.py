@@ -9,9 +9,10 @@ Where the images come from, tried in this order for ``source="auto"``:
    ``data_batch_5``, ``test_batch``) or ``cifar-100-python/`` (``train``,
    ``test``), either as a subfolder of ``data_dir`` or ``data_dir`` itself.
    These are Python pickles: only read files you trust;
-3. the project's ``shared/data`` arrays: ``cifar10_data_batch_1.npz`` /
-   ``cifar10_test.npz`` (CIFAR-10 training batch 1 and the full test set, 10,000
-   each) and ``cifar100_subset.npz`` (the first 486 train / 916 test images);
+3. the project's offline arrays: ``cifar10_data_batch_1.npz`` ..
+   ``cifar10_data_batch_5.npz`` (the five CIFAR-10 training batches, 10,000
+   each; all that are present are used, in order) and ``cifar10_test.npz`` (the
+   test set), ``cifar100_subset.npz`` (the first 486 train / 916 test images);
 4. ``tensorflow_datasets`` (``tfds.load("cifar10")`` / ``"cifar100"``), which
    downloads on first use (only when no local files were found).
 
@@ -33,7 +34,8 @@ import pickle
 import numpy as np
 import tensorflow as tf
 
-from keras_reversible.data.paths import shared_data_dir
+from keras_reversible.data.paths import data_folders
+from keras_reversible.extras import import_extra
 
 NAMES = ("cifar10", "cifar100")
 SPLITS = ("train", "test")
@@ -53,10 +55,12 @@ PICKLE_FILES = {
     ("cifar100", "test"): ("test",),
 }
 _SHARED_NPZ = {
-    ("cifar10", "train"): ("cifar10_data_batch_1.npz", "x_train", "y_train", None),
-    ("cifar10", "test"): ("cifar10_test.npz", "x_test", "y_test", None),
-    ("cifar100", "train"): ("cifar100_subset.npz", "x_train", "y_train_fine", "y_train_coarse"),
-    ("cifar100", "test"): ("cifar100_subset.npz", "x_test", "y_test_fine", "y_test_coarse"),
+    ("cifar10", "train"): (tuple(f"cifar10_data_batch_{i}.npz" for i in range(1, 6)),
+                           "x_train", "y_train", None),
+    ("cifar10", "test"): (("cifar10_test.npz",), "x_test", "y_test", None),
+    ("cifar100", "train"): (("cifar100_subset.npz",), "x_train", "y_train_fine",
+                            "y_train_coarse"),
+    ("cifar100", "test"): (("cifar100_subset.npz",), "x_test", "y_test_fine", "y_test_coarse"),
 }
 
 
@@ -140,24 +144,28 @@ def _read_local(folder, name, split):
                     "%s: %s %s files missing (%s); using the %d present.", pdir, name, split,
                     ", ".join(missing), len(present))
             return _concat([read_cifar_pickle(p, name) for p in present]), str(pdir)
-    fname, xk, yk, ck = _SHARED_NPZ[(name, split)]
-    npz = folder / fname
-    if npz.is_file():
-        try:
-            with np.load(npz, allow_pickle=False) as f:
-                arrays = {"x": f[xk], "y": f[yk]}
-                if ck is not None:
-                    arrays["y_coarse"] = f[ck]
-        except KeyError as e:
-            raise ValueError(f"{npz}: missing array {e}") from e
-        except (OSError, ValueError, EOFError) as e:
-            raise ValueError(f"{npz}: not a readable .npz: {e}") from e
-        return arrays, str(npz)
-    return None
+    fnames, xk, yk, ck = _SHARED_NPZ[(name, split)]
+    present = [folder / f for f in fnames if (folder / f).is_file()]
+    if not present:
+        return None
+    return _concat([_read_npz(f, xk, yk, ck) for f in present]), ", ".join(map(str, present))
+
+
+def _read_npz(npz, xk, yk, ck):
+    try:
+        with np.load(npz, allow_pickle=False) as f:
+            arrays = {"x": f[xk], "y": f[yk]}
+            if ck is not None:
+                arrays["y_coarse"] = f[ck]
+    except KeyError as e:
+        raise ValueError(f"{npz}: missing array {e}") from e
+    except (OSError, ValueError, EOFError) as e:
+        raise ValueError(f"{npz}: not a readable .npz: {e}") from e
+    return arrays
 
 
 def _load_tfds(name, split, label_mode, data_dir=None):
-    import tensorflow_datasets as tfds  # Slow import; only needed here.
+    tfds = import_extra("tensorflow_datasets", "loading CIFAR through TFDS")  # slow import
 
     ds = tfds.load(name, split=split, data_dir=data_dir)
     key = "coarse_label" if label_mode == "coarse" else "label"
@@ -178,35 +186,33 @@ def load_cifar_arrays(name="cifar10", split="train", data_dir=None, source="auto
         split: ``"train"`` or ``"test"``.
         data_dir: folder with a prepared ``<split>.npz``, the official python
             pickles (``cifar-10-batches-py/`` / ``cifar-100-python/`` or their
-            contents) or the project's .npz files; default
-            ``shared_data_dir()/name``. See the module docstring for the order.
+            contents) or the project's .npz files; it must exist. Default
+            ``$KERAS_REVERSIBLE_DATA/<name>``. See the module docstring for the order.
         source: ``"auto"`` (local, else TFDS, which downloads), ``"local"``
             (never TFDS), ``"tfds"`` (always ``tfds.load(name, split=split)``).
         label_mode: ``"fine"`` or, for CIFAR-100 only, ``"coarse"`` (20 superclasses).
 
     Returns:
-        tuple: ``x`` uint8 ``(N, 32, 32, 3)`` RGB, ``y`` uint8 ``(N,)``. Here
-        (shared/data): CIFAR-10 train 10,000 (batch 1 only; a warning says so),
-        test 10,000; CIFAR-100 train 486, test 916.
+        tuple: ``x`` uint8 ``(N, 32, 32, 3)`` RGB, ``y`` uint8 ``(N,)``. With
+        the project's offline data: CIFAR-10 train 50,000 (fewer, with a
+        warning, when not all five batches are present), test 10,000;
+        CIFAR-100 train 486, test 916.
 
     Raises:
         ValueError: bad argument or unreadable file (the message names it).
-        FileNotFoundError: ``source="local"`` and no files found.
+        FileNotFoundError: ``data_dir`` does not exist, or ``source="local"``
+            and no files found.
 
     Example:
         >>> from keras_reversible.data import load_cifar_arrays
         >>> x, y = load_cifar_arrays("cifar10", "test", source="local")
-        >>> x.shape, x.dtype, int(y.max())
-        ((10000, 32, 32, 3), dtype('uint8'), 9)
+        >>> x.shape[1:], x.dtype, int(y.max())
+        ((32, 32, 3), dtype('uint8'), 9)
     """
     _check_args(name, split, source, label_mode)
     if source == "tfds":
         return _load_tfds(name, split, label_mode)
-    if data_dir is not None:
-        folders = [pathlib.Path(data_dir)]
-    else:
-        root = shared_data_dir()
-        folders = [root / name] if root is not None else []
+    folders = data_folders(name, data_dir)
     for folder in folders:
         found = _read_local(folder, name, split)
         if found is None:
@@ -226,10 +232,10 @@ def load_cifar_arrays(name="cifar10", split="train", data_dir=None, source="auto
             logging.getLogger(__name__).warning(
                 "%s: only %d of the 50,000 CIFAR-10 training images are local.", where, len(x))
         return x, y.astype(np.uint8)
-    searched = ", ".join(str(f) for f in folders) or "(no shared data folder found)"
+    searched = ", ".join(str(f) for f in folders) or "(no data_dir, KERAS_REVERSIBLE_DATA unset)"
     if source == "local":
         raise FileNotFoundError(f"no {name} {split} files in {searched}: expected {split}.npz, "
-                                f"{PICKLE_DIRS[name]}/ or {_SHARED_NPZ[(name, split)][0]}")
+                                f"{PICKLE_DIRS[name]}/ or the project's .npz files")
     logging.getLogger(__name__).warning(
         "No local %s %s files in %s; loading through tensorflow_datasets.", name, split, searched)
     return _load_tfds(name, split, label_mode)

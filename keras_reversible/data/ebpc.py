@@ -23,6 +23,8 @@ GB); tests run it on ``tfds.testing.mock_data``.
 
 import tensorflow as tf
 
+from keras_reversible.extras import import_extra
+
 EBPC_SOURCES = ("mnist", "cifar10", "cifar100", "stanford_dogs", "oxford_flowers102")
 # TFDS split names per source, where they differ from "train" / "test".
 SPLIT_NAMES = {"oxford_flowers102": {"train": "train+validation", "test": "test"}}
@@ -30,7 +32,7 @@ IMAGE_SIZE = 64
 
 
 def _tfds():
-    import tensorflow_datasets as tfds  # Slow import; only needed here.
+    tfds = import_extra("tensorflow_datasets", "ebpc_dataset")  # slow import
 
     return tfds
 

@@ -12,8 +12,9 @@ uses the inverted labels as task B.
 from importlib import resources
 
 import numpy as np
-import scipy.io
 import tensorflow as tf
+
+from keras_reversible.extras import import_extra
 
 TASKS = ("A", "B")
 
@@ -43,7 +44,7 @@ def load_mi_sphere(seed=0, task="A", train_fraction=0.8):
     if not 0.0 <= train_fraction <= 1.0:
         raise ValueError(f"train_fraction must be in [0, 1], got {train_fraction}")
     with resources.as_file(resources.files("keras_reversible.data") / "var_u.mat") as path:
-        mat = scipy.io.loadmat(path)
+        mat = import_extra("scipy.io", "load_mi_sphere (reading var_u.mat)").loadmat(path)
     x = mat["F"].astype(np.float32)
     y = mat["y"].reshape(-1).astype(np.int32)
     if x.shape != (4096, 12) or y.shape != (4096,):

@@ -5,10 +5,10 @@ Both data sets ship as four IDX files with the same names::
     train-images-idx3-ubyte.gz  train-labels-idx1-ubyte.gz   (60,000)
     t10k-images-idx3-ubyte.gz   t10k-labels-idx1-ubyte.gz     (10,000)
 
-Default folders: MNIST ``shared_data_dir()/"mnist"``; Fashion-MNIST the
+Default folders: MNIST ``$KERAS_REVERSIBLE_DATA/mnist``; Fashion-MNIST the
 folder of Debian's ``dataset-fashion-mnist`` package
 (``/usr/share/datasets/fashion-mnist``), then
-``shared_data_dir()/"fashion_mnist"``. If no local files are found,
+``$KERAS_REVERSIBLE_DATA/fashion_mnist``. If no local files are found,
 ``tensorflow_datasets`` is used (it downloads on first use).
 """
 
@@ -21,7 +21,8 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
-from keras_reversible.data.paths import shared_data_dir
+from keras_reversible.data.paths import data_folders
+from keras_reversible.extras import import_extra
 
 NAMES = ("mnist", "fashion_mnist")
 SPLITS = {"train": "train", "test": "t10k"}
@@ -52,10 +53,10 @@ def read_idx(path):
             message names the file.
 
     Example:
-        >>> from keras_reversible.data import read_idx, shared_data_dir
-        >>> y = read_idx(shared_data_dir() / "mnist" / "t10k-labels-idx1-ubyte.gz")
-        >>> y.shape, y.dtype
-        ((10000,), dtype('uint8'))
+        >>> from keras_reversible.data import local_data_dir, read_idx
+        >>> y = read_idx(local_data_dir() / "mnist" / "t10k-labels-idx1-ubyte.gz")
+        >>> y.ndim, y.dtype
+        (1, dtype('uint8'))
     """
     path = pathlib.Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
@@ -102,14 +103,15 @@ def _find(folder, stem):
     return None
 
 
-def _default_dirs(name):
-    root = shared_data_dir()
-    shared = [root / name] if root is not None else []
-    return [FASHION_MNIST_DEBIAN_DIR, *shared] if name == "fashion_mnist" else shared
+def _folders(name, data_dir):
+    folders = data_folders(name, data_dir)
+    if data_dir is None and name == "fashion_mnist":
+        folders.insert(0, FASHION_MNIST_DEBIAN_DIR)
+    return folders
 
 
 def _load_tfds(name, split):
-    import tensorflow_datasets as tfds  # Slow import; only needed here.
+    tfds = import_extra("tensorflow_datasets", "loading MNIST through TFDS")  # slow import
 
     # Same as tfds.load(..., batch_size=-1), but batched to the split's known
     # size: batch_size=-1 falls back to batch(sys.maxsize) when TFDS lacks the
@@ -130,10 +132,10 @@ def load_mnist_arrays(split="train", data_dir=None, name="mnist", source="auto")
 
     Args:
         split: ``"train"`` (60,000 images) or ``"test"`` (10,000).
-        data_dir: folder holding the standard IDX files (``.gz`` or not). If
-            None: ``shared_data_dir()/"mnist"`` for MNIST; for Fashion-MNIST
-            ``/usr/share/datasets/fashion-mnist`` (Debian package
-            ``dataset-fashion-mnist``), then ``shared_data_dir()/"fashion_mnist"``.
+        data_dir: folder holding the standard IDX files (``.gz`` or not); it
+            must exist. If None: ``$KERAS_REVERSIBLE_DATA/mnist`` for MNIST; for
+            Fashion-MNIST ``/usr/share/datasets/fashion-mnist`` (Debian package
+            ``dataset-fashion-mnist``), then ``$KERAS_REVERSIBLE_DATA/fashion_mnist``.
         name: ``"mnist"`` or ``"fashion_mnist"``.
         source: ``"auto"`` reads the local files and falls back to
             ``tfds.load(name, split=split, as_supervised=True)`` when none are
@@ -146,14 +148,14 @@ def load_mnist_arrays(split="train", data_dir=None, name="mnist", source="auto")
     Raises:
         ValueError: bad argument, a bad IDX file, or images and labels that
             do not match.
-        FileNotFoundError: ``source="local"`` and no files, or only one of the
-            split's two files is present.
+        FileNotFoundError: ``data_dir`` does not exist, ``source="local"`` and
+            no files, or only one of the split's two files is present.
 
     Example:
         >>> from keras_reversible.data import load_mnist_arrays
-        >>> x, y = load_mnist_arrays("test")
-        >>> x.shape, y.shape, x.dtype
-        ((10000, 28, 28), (10000,), dtype('uint8'))
+        >>> x, y = load_mnist_arrays("test")  # $KERAS_REVERSIBLE_DATA/mnist, else TFDS
+        >>> x.shape[1:], len(x) == len(y), x.dtype
+        ((28, 28), True, dtype('uint8'))
     """
     if name not in NAMES:
         raise ValueError(f"name must be one of {NAMES}, got {name!r}")
@@ -164,7 +166,7 @@ def load_mnist_arrays(split="train", data_dir=None, name="mnist", source="auto")
     if source == "tfds":
         return _load_tfds(name, split)
 
-    folders = [pathlib.Path(data_dir)] if data_dir is not None else _default_dirs(name)
+    folders = _folders(name, data_dir)
     stems = (f"{SPLITS[split]}-images-idx3-ubyte", f"{SPLITS[split]}-labels-idx1-ubyte")
     for folder in folders:
         images, labels = (_find(folder, stem) for stem in stems)
@@ -183,7 +185,7 @@ def load_mnist_arrays(split="train", data_dir=None, name="mnist", source="auto")
             raise ValueError(f"{labels}: labels must be 0..9, found {y.max()}")
         return x, y
 
-    searched = ", ".join(str(f) for f in folders) or "(no shared data folder found)"
+    searched = ", ".join(str(f) for f in folders) or "(no data_dir, KERAS_REVERSIBLE_DATA unset)"
     if source == "local":
         raise FileNotFoundError(f"no {name} {split} IDX files in {searched}")
     logging.getLogger(__name__).warning(

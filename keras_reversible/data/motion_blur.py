@@ -26,11 +26,11 @@ import math
 import pathlib
 
 import numpy as np
-import scipy.ndimage
 
 from keras_reversible.data import cache as cache_lib
 from keras_reversible.data import mnist
 from keras_reversible.data.mnist import SPLITS, load_mnist_arrays
+from keras_reversible.extras import import_extra
 
 DEFAULT_LENGTH = 5
 DEFAULT_ANGLE = 15.0
@@ -112,7 +112,8 @@ def apply_motion_blur(images, kernel):
     if images.ndim not in (2, 3):
         raise ValueError(f"images must be (H, W) or (N, H, W), got shape {images.shape}")
     k = kernel if images.ndim == 2 else kernel[None]
-    out = scipy.ndimage.correlate(images.astype(np.float64), k, mode="constant", cval=0.0)
+    ndimage = import_extra("scipy.ndimage", "apply_motion_blur")
+    out = ndimage.correlate(images.astype(np.float64), k, mode="constant", cval=0.0)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 

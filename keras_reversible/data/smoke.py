@@ -41,6 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_reversible.data import cache as cache_lib
+from keras_reversible.extras import import_extra
 
 DEFAULTS = {"num_simulations": 20, "num_frames": 120, "resolution": 64, "downsample": 4}
 PARAM_RANGES = {
@@ -95,7 +96,7 @@ def downsample_frames(high, factor=4):
 def _simulate_one(sim, num_frames, n, progress):
     import warnings
 
-    from phi import flow  # Optional dependency (extra "smoke"); slow import.
+    flow = import_extra("phi.flow", "simulating smoke plumes")  # slow import
 
     bounds = flow.Box(x=n, y=n)
     smoke = flow.CenteredGrid(0, flow.ZERO_GRADIENT, x=n, y=n, bounds=bounds)
