@@ -159,8 +159,10 @@ def test_normalisation_divides_by_channel_means(cifar10_dir):
     raw, _ = data.load_cifar_arrays("cifar10", "test", data_dir=cifar10_dir)
     expected = raw.astype(np.float32) / 255 / np.array(data.CHANNEL_MEANS["cifar10"], np.float32)
     np.testing.assert_allclose(x.numpy(), expected, rtol=1e-6)
-    # The test set's channel means, in these units, are close to 1.
-    np.testing.assert_allclose(x.numpy().mean(axis=(0, 1, 2)), 1.0, atol=0.02)
+    # The test set's channel means, in these units, are close to 1 (less close
+    # for the 500 images of tests/data).
+    np.testing.assert_allclose(x.numpy().mean(axis=(0, 1, 2)), 1.0,
+                               atol=0.02 if len(x) == 10000 else 0.06)
     unit = next(iter(data.cifar_dataset("cifar10", "test", batch_size=8, data_dir=cifar10_dir,
                                         normalization="unit")))[0].numpy()
     assert 0.0 <= unit.min() and unit.max() <= 1.0
