@@ -38,9 +38,10 @@ clean:
 
 # `bazel test //...` on the top-level BUILD, offline (third_party/bazel_stubs), with
 # the .venv interpreter. Installs Debian's bazel-bootstrap when bazel is missing.
-# Tests read data from ../shared/data (override: make bazel-test BAZEL_DATA=/path).
+# Tests read data from ../shared/data when it exists, as in `make test` (absolute,
+# since bazel runs tests elsewhere; override: make bazel-test BAZEL_DATA=/path).
 BAZEL      ?= bazel
-BAZEL_DATA ?= $(abspath $(CURDIR)/../shared/data)
+BAZEL_DATA ?= $(abspath $(wildcard $(CURDIR)/../shared/data))
 BAZEL_ARGS ?= //...
 
 bazel-test: $(STAMP)
@@ -49,6 +50,6 @@ bazel-test: $(STAMP)
 	  $$SUDO apt-get update && $$SUDO apt-get install -y bazel-bootstrap; }
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(BAZEL) test $(BAZEL_ARGS) \
 	  --python_path="$(CURDIR)/$(PY)" \
-	  --test_env=KERAS_REVERSIBLE_DATA="$(BAZEL_DATA)" \
+	  $(if $(BAZEL_DATA),--test_env=KERAS_REVERSIBLE_DATA="$(BAZEL_DATA)") \
 	  --test_env=HOME --test_env=TF_CPP_MIN_LOG_LEVEL \
 	  --test_output=errors
