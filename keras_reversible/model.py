@@ -2,7 +2,6 @@
 
 import dataclasses
 import difflib
-import inspect
 import numbers
 import os
 import warnings
@@ -23,10 +22,10 @@ UPSAMPLE_REVERSE = ("max_pool", "transpose")
 # The reversal settings (DESIGN §3), in the constructor's order.
 SETTINGS = ("depth", "racecar_weight", "reverse_from", "input_range", "reduction",
             "latent_generation", "max_pool_reverse", "upsample_reverse")
-# keras.Model's own keywords that ReversibleModel passes through (a Layer's).
-MODEL_KEYWORDS = tuple(
-    name for name, p in inspect.signature(keras.layers.Layer.__init__).parameters.items()
-    if p.kind == p.KEYWORD_ONLY and name != "name")
+# keras.Model's keywords that ReversibleModel passes through: a functional
+# model honours ``trainable`` alone and silently drops every other keyword
+# (``dtype``, ``autocast``, ``activity_regularizer``, typos), so only it passes.
+MODEL_KEYWORDS = ("trainable",)
 
 
 def check_keywords(owner, kwargs, valid):
@@ -146,8 +145,8 @@ class ReversibleModel(keras.Model):
             ``"unpool"`` (exact transpose: to the arg-max positions).
         upsample_reverse: ``"max_pool"`` (paper, racecar table 13) or
             ``"transpose"`` (exact transpose of the up-sampling).
-        **kwargs: ``keras.Model``'s own keywords (``trainable``, ``dtype``,
-            ...), passed through.
+        **kwargs: ``trainable``, passed to ``keras.Model`` (a functional
+            model ignores its other keywords, so they are refused).
 
     Raises:
         ValueError: a bad setting, or a layer without a reverse rule
@@ -303,6 +302,12 @@ class ReversibleModel(keras.Model):
                 f"reverse_from={name!r} names no layer of model '{self.name}'.{hint}"
             )
         layer = self.get_layer(name)
+        if isinstance(layer, keras.layers.InputLayer):
+            raise ValueError(
+                f"reverse_from={name!r} is the input of model '{self.name}'; the "
+                "reverse pass starts at the output of a layer after the input "
+                "(a weight layer's output, or None for the network output)."
+            )
         nodes = graph_lib.calls(layer)
         if len(nodes) != 1 or len(nodes[0].output_tensors) != 1:
             raise ValueError(
@@ -342,6 +347,7 @@ class ReversibleModel(keras.Model):
             weights = [weights] * depth
         self._depth = depth
         self._lambdas = weights
+        reverse.check()
         tap_keys, tap_tensors = reverse.tap_tensors()
         outputs = keras.tree.flatten(self.outputs)
         input_keys = {graph_lib.key(t) for t in keras.tree.flatten(self.inputs)}
@@ -599,11 +605,12 @@ class ReversibleModel(keras.Model):
         """
         inputs = keras.tree.flatten(self.inputs)
         if len(inputs) == 1:
-            if isinstance(x, (list, tuple)) and len(x) == 1 and hasattr(x[0], "shape"):
-                x = x[0]
+            if isinstance(x, (list, tuple)) and x and all(hasattr(t, "shape") for t in x):
+                flat = list(x)  # arrays, one per input (as Keras reads a list of arrays)
             elif isinstance(x, dict) and len(x) == 1:
-                x = next(iter(x.values()))
-            flat = [x]
+                flat = list(x.values())
+            else:
+                flat = [x]  # an array, a tensor or nested lists of numbers
         elif isinstance(x, dict) and isinstance(self._inputs_struct, dict):
             if set(x) != set(self._inputs_struct):
                 raise ValueError(f"{where}: {what} has the keys {sorted(x)}; the model's "
@@ -978,6 +985,38 @@ class ReversibleModel(keras.Model):
     # ------------------------------------------------------------------
     # Serialization
 
+    def save(self, filepath, overwrite=True, zipped=None, **kwargs):
+        """``keras.Model.save``, written atomically.
+
+        The file is written to a temporary sibling folder and renamed into
+        place (``keras_reversible.export.atomic_write``), so a process killed
+        while saving leaves the previous file intact; a later save removes
+        the temporary folder it left. An existing ``filepath`` with
+        ``overwrite=False`` is an error (``FileExistsError``), not a prompt.
+        Remote paths (``gs://...``) and ``zipped=False`` folders are
+        ``keras.Model.save``'s own, not atomic.
+        """
+        path = os.fspath(filepath)
+        if "://" in path or zipped is False:
+            return super().save(filepath, overwrite=overwrite, zipped=zipped, **kwargs)
+        export_lib.check_overwrite(path, overwrite)
+        return export_lib.atomic_write(
+            path, lambda tmp: keras.Model.save(self, tmp, zipped=zipped, **kwargs))
+
+    def save_weights(self, filepath, overwrite=True, max_shard_size=None):
+        """``keras.Model.save_weights``, written atomically (as ``save``).
+
+        Sharded weights (``max_shard_size``) and remote paths are
+        ``keras.Model.save_weights``' own, not atomic.
+        """
+        path = os.fspath(filepath)
+        if "://" in path or max_shard_size is not None:
+            return super().save_weights(filepath, overwrite=overwrite,
+                                        max_shard_size=max_shard_size)
+        export_lib.check_overwrite(path, overwrite)
+        return export_lib.atomic_write(
+            path, lambda tmp: keras.Model.save_weights(self, tmp))
+
     def load_own_variables(self, store):
         """Loads the reverse statistics; files saved without them keep defaults."""
         if len(store.keys()) == 0 and len(self._reverse_statistics):
@@ -1018,7 +1057,8 @@ def make_reversible(model, **settings):
 
     Raises:
         TypeError: ``model`` is not a functional or Sequential model (for
-            example a subclassed model, whose graph cannot be walked).
+            example a subclassed model, whose graph cannot be walked), or an
+            unknown keyword (the message names the closest setting).
         ValueError: see ``ReversibleModel``.
 
     Example:
@@ -1028,6 +1068,7 @@ def make_reversible(model, **settings):
     model = kr.make_reversible(base, reverse_from="block5_conv4", input_range="relu")
     ```
     """
+    check_keywords("make_reversible", settings, SETTINGS + MODEL_KEYWORDS)
     if isinstance(model, keras.Sequential):
         if not model.built or not getattr(model, "inputs", None):
             raise ValueError(
