@@ -47,6 +47,12 @@ def check_keywords(owner, kwargs, valid):
         raise TypeError(f"{owner}() got an unexpected keyword argument {name!r}; {hint}")
 
 
+def _check_bool(value, name, where):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: {name} must be True or False, got "
+                        f"{type(value).__name__}: {value!r}.")
+
+
 def _check_batch_size(batch_size, where):
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
         raise TypeError(f"{where}: batch_size must be a positive int, got "
@@ -717,7 +723,8 @@ class ReversibleModel(keras.Model):
             out = [rev[graph_lib.key(t)] for t in keras.tree.flatten(self.inputs)]
             return out[0] if len(out) == 1 else out
 
-        fn = self._function(f"reconstruct_{training}", run)
+        _check_bool(training, "training", "reconstruct")
+        fn = self._function(f"reconstruct_{bool(training)}", run)
         return self._batched(x, batch_size, fn, "reconstruct")
 
     def reverse_activations(self, x, batch_size=256, training=False, depth=None):
@@ -740,6 +747,8 @@ class ReversibleModel(keras.Model):
                 fit the model's inputs.
             TypeError: ``depth`` is not an int (a bool is refused).
         """
+        _check_bool(training, "training", "reverse_activations")
+        training = bool(training)
         depth = self._depth if depth is None else depth
         if isinstance(depth, bool) or not isinstance(depth, numbers.Integral):
             raise TypeError(f"reverse_activations: depth must be an int or None, got "
@@ -892,8 +901,9 @@ class ReversibleModel(keras.Model):
             x: input batch, structured like the model inputs, or a
                 ``tf.data.Dataset`` (as for ``reconstruct``).
             batch_size: batch size for arrays (a positive int).
-            step: the training step whose random entry choice ``tr`` uses
-                (during training the seed is ``(seed, optimizer step)``).
+            step: the training step (an int >= 0) whose random entry
+                choice ``tr`` uses (during training the seed is ``(seed,
+                optimizer step)``).
 
         Returns:
             dict of numpy arrays: ``output`` (o), ``transformed`` (tr(o)),
@@ -910,6 +920,11 @@ class ReversibleModel(keras.Model):
         g["latent"].shape                  # (n, 256): α̂, the input of fc2
         ```
         """
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+            raise TypeError(f"generate_latent: step must be an int >= 0, got "
+                            f"{type(step).__name__}: {step!r}.")
+        if step < 0:
+            raise ValueError(f"generate_latent: step must be an int >= 0, got {step}.")
         if self._rev.latent_head is None:
             self._rev.latent_head = self._find_latent_head(self._rev.reverse)
         lg = self._latent or losses.LatentGeneration()

@@ -231,3 +231,34 @@ def test_calibration_of_empty_or_unbatched_x_is_the_same_error_with_or_without_b
     with pytest.raises(ValueError, match=r"batch 0 of the dataset has shape \(\d+,\).*"
                                          r"single example without its batch axis"):
         model.calibrate_reverse_statistics(unbatched)
+
+
+# --------------------------------------------------------------------------
+# Further cases found while fixing the above
+
+
+@pytest.mark.parametrize("step,error", [(1.5, TypeError), ("1", TypeError), (True, TypeError),
+                                        (-1, ValueError)])
+def test_generate_latent_step_must_be_a_non_negative_int(model, step, error):
+    # Before: 1.5 and "1" failed inside tf.constant; -1 and True were taken.
+    with pytest.raises(error, match=r"generate_latent: step must be an int >= 0"):
+        model.generate_latent(_x(), step=step)
+
+
+@pytest.mark.parametrize("method", ["reconstruct", "reverse_activations"])
+def test_training_must_be_a_bool(model, method):
+    # Before: any value was taken (and cached a function per value).
+    with pytest.raises(TypeError, match=rf"{method}: training must be True or False, got str"):
+        getattr(model, method)(_x(), training="yes")
+
+
+def test_dict_inputs_with_the_wrong_keys():
+    a, b = keras.Input((3,), name="a"), keras.Input((2,), name="b")
+    outputs = L.Dense(2)(L.Concatenate()([L.Dense(4)(a), L.Dense(4)(b)]))
+    model = kr.ReversibleModel({"a": a, "b": b}, outputs)
+    xa, xb = np.ones((4, 3), "float32"), np.ones((4, 2), "float32")
+    with pytest.raises(ValueError, match=r"x has the keys \['a', 'c'\]; the model's inputs "
+                                         r"are \['a', 'b'\]"):
+        model.reconstruct({"a": xa, "c": xb})
+    out = model.reconstruct({"b": xb, "a": xa})
+    assert [o.shape for o in out] == [(4, 3), (4, 2)]
