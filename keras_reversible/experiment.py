@@ -12,23 +12,26 @@ import json
 import os
 import platform
 import shlex
-import shutil
 import sys
-import tempfile
 import time
+import warnings
 
 import keras
 import numpy as np
+
+from keras_reversible import export as export_lib
 
 
 @contextlib.contextmanager
 def atomic_path(path):
     """Yields a temporary path next to ``path``; renames it there on success.
 
-    The temporary file is ``.<name>.<random>.tmp`` in the same folder; it is
-    flushed to disk, given the usual file mode and renamed with
-    ``os.replace``, or removed when the block raises: a crash never leaves a
-    half-written file under the final name.
+    The temporary file is ``.<name>.<host>-<pid>.<random>.tmp`` in the same
+    folder (``keras_reversible.export.temp_sibling``); it is flushed to disk,
+    given the usual file mode and renamed with ``os.replace``, or removed
+    when the block raises: a crash never leaves a half-written file under
+    the final name, and a later write of the same path removes what a
+    killed process left (``export.remove_stale_temps``).
 
     Example:
 
@@ -39,8 +42,8 @@ def atomic_path(path):
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    os.close(fd)
+    export_lib.remove_stale_temps(path)
+    tmp = export_lib.temp_sibling(path, directory=False)
     try:
         yield tmp
         with open(tmp, "rb") as f:
@@ -100,6 +103,11 @@ def environment():
     }
 
 
+def _warn_corrupt(path, reason):
+    warnings.warn(f"RunCache: ignoring the corrupt cache entry {path} ({reason}); "
+                  "the run is done again.", stacklevel=3)
+
+
 class RunCache:
     """One JSON file per finished run under ``<out>/runs/``: resumable studies.
 
@@ -122,11 +130,23 @@ class RunCache:
         return os.path.join(self.dir, f"{key}.json")
 
     def get(self, key):
-        """The cached result of ``key``, or None (also when settings changed)."""
+        """The cached result of ``key``, or None (also when settings changed).
+
+        A corrupt entry (not JSON, truncated, not ``{"settings", "result"}``)
+        is a cache miss, with a warning that names the file.
+        """
         path = self._path(key)
         if not os.path.exists(path):
             return None
-        entry = read_json(path)
+        try:
+            entry = read_json(path)
+        except (OSError, ValueError) as err:  # JSONDecodeError, UnicodeDecodeError
+            _warn_corrupt(path, err)
+            return None
+        if not isinstance(entry, dict) or "result" not in entry:
+            _warn_corrupt(path, f"expected an object with 'settings' and 'result', "
+                                f"got {type(entry).__name__}")
+            return None
         if entry.get("settings") != self.settings:
             return None
         return entry["result"]
@@ -159,15 +179,27 @@ class RunCache:
         """Loads the weights stored under ``key`` into ``model``.
 
         Returns:
-            bool: False (``model`` untouched) when nothing is stored, or the
+            bool: False (``model`` untouched) when nothing is stored, the
             settings changed (the weights are valid only beside the result
-            stored with ``put`` under the same key).
+            stored with ``put`` under the same key), or the file is corrupt
+            or does not fit ``model`` (with a warning naming it).
         """
         path = os.path.join(self.dir, f"{key}.weights.npz")
         if self.get(key) is None or not os.path.exists(path):
             return False
-        with np.load(path) as f:
-            model.set_weights([f[f"arr_{i}"] for i in range(len(f.files))])
+        try:
+            with np.load(path) as f:
+                weights = [f[f"arr_{i}"] for i in range(len(f.files))]
+        except Exception as err:  # noqa: BLE001 (BadZipFile, EOFError, zlib.error, ...)
+            _warn_corrupt(path, err)
+            return False
+        expected = [tuple(w.shape) for w in model.weights]
+        if [w.shape for w in weights] != expected:
+            _warn_corrupt(path, f"{len(weights)} arrays of shapes {[w.shape for w in weights]} "
+                                f"for model '{model.name}', which has {len(expected)} "
+                                f"weights of shapes {expected}")
+            return False
+        model.set_weights(weights)
         return True
 
 
@@ -257,7 +289,8 @@ def save_model(model, path, weights_only=False):
 
     Keras picks the format from the suffix (``.keras``, ``.weights.h5``), so
     ``atomic_path``'s temporary name cannot be used; the model is written in a
-    temporary folder next to ``path`` and renamed there.
+    temporary folder next to ``path`` and renamed there
+    (``keras_reversible.export.atomic_write``).
 
     Example:
 
@@ -265,15 +298,7 @@ def save_model(model, path, weights_only=False):
     save_model(model, cache.model_path("std_a-seed0"))
     ```
     """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp_dir = tempfile.mkdtemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    tmp = os.path.join(tmp_dir, os.path.basename(path))
-    try:
-        (model.save_weights if weights_only else model.save)(tmp)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+    export_lib.atomic_write(path, model.save_weights if weights_only else model.save)
 
 
 def resolve_preset(preset, flag_values):

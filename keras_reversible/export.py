@@ -16,11 +16,23 @@ Endpoints (each also a serving signature):
 The archive is written to a temporary sibling folder and renamed into place,
 so a failed export leaves nothing behind and an existing export is replaced
 only with ``overwrite=True``, and only once the new one is complete.
+
+Temporary siblings are named ``.<name>.<host>-<pid>.<random>.tmp`` (and
+``.old`` for a replaced export while it is swapped out). A process killed
+with ``kill -9`` cannot remove its own, so every later write of the same
+path (``remove_stale_temps``) removes those whose owner process is gone
+(same host, pid no longer running), restores a swapped-out ``.old`` when the
+path itself is missing, and removes temporary siblings that record no owner
+(written by earlier versions) once they are a day old. Temporary siblings of
+running processes, and of other hosts sharing the folder, are left alone.
 """
 
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
 
 import keras
 import tensorflow as tf
@@ -73,6 +85,121 @@ def _build_archive(model, input_signature):
     return archive, list(fns)
 
 
+# Temporary siblings without an owner (earlier versions) are removed after this.
+UNOWNED_TEMP_AGE_S = 24 * 3600
+
+
+def _host():
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
+
+
+def temp_sibling(path, directory=True):
+    """Creates a temporary folder (or empty file) beside ``path``, owned by this process.
+
+    Args:
+        path: the final path.
+        directory: a folder (``tempfile.mkdtemp``) or a file (``mkstemp``).
+
+    Returns:
+        The temporary path, ``.<name>.<host>-<pid>.<random>.tmp``.
+    """
+    parent, base = os.path.split(os.path.abspath(path))
+    prefix = f".{base}.{_host()}-{os.getpid()}."
+    if directory:
+        return tempfile.mkdtemp(dir=parent, prefix=prefix, suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=parent, prefix=prefix, suffix=".tmp")
+    os.close(fd)
+    return tmp
+
+
+def _running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _remove(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+def remove_stale_temps(path):
+    """Removes the temporary siblings of ``path`` that killed writers left.
+
+    See the module docstring for which ones count as stale.
+
+    Returns:
+        The paths removed (or, for a restored ``.old``, moved back to ``path``).
+    """
+    parent, base = os.path.split(os.path.abspath(path))
+    owned = re.compile(re.escape(f".{base}.") + r"(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)"
+                       r"\.[A-Za-z0-9_]+\.(?P<kind>tmp|old)$")
+    unowned = re.compile(re.escape(f".{base}.") + r"[A-Za-z0-9_]+\.(tmp|old)$")
+    try:
+        names = os.listdir(parent)
+    except FileNotFoundError:
+        return []
+    removed = []
+    for name in names:
+        full = os.path.join(parent, name)
+        match = owned.match(name)
+        if match:
+            if match["host"] != _host() or _running(int(match["pid"])):
+                continue
+            if match["kind"] == "old" and not os.path.lexists(path):
+                os.rename(full, path)  # killed mid-swap: the previous one is back
+            else:
+                _remove(full)
+        elif unowned.match(name):
+            try:
+                if time.time() - os.lstat(full).st_mtime < UNOWNED_TEMP_AGE_S:
+                    continue
+            except FileNotFoundError:
+                continue
+            _remove(full)
+        else:
+            continue
+        removed.append(full)
+    return removed
+
+
+def atomic_write(path, write):
+    """Calls ``write(tmp)`` and renames ``tmp`` to ``path``: never a half-written ``path``.
+
+    ``tmp`` has ``path``'s base name (so a writer that picks its format from
+    the suffix, as ``keras.Model.save`` does, sees the same name) inside a
+    temporary sibling folder (``temp_sibling``); stale temporary siblings of
+    ``path`` are removed first (``remove_stale_temps``).
+
+    Args:
+        path: the final file.
+        write: ``write(tmp)`` writes the file ``tmp``.
+
+    Returns:
+        What ``write`` returned.
+    """
+    path = os.path.abspath(os.fspath(path))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    remove_stale_temps(path)
+    tmp_dir = temp_sibling(path)
+    tmp = os.path.join(tmp_dir, os.path.basename(path))
+    try:
+        result = write(tmp)
+        if os.path.isfile(tmp):
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return result
+
+
 def check_overwrite(filepath, overwrite):
     """Raises ``FileExistsError`` when ``filepath`` exists and ``overwrite`` is False."""
     if os.path.lexists(os.fspath(filepath)) and not overwrite:
@@ -98,6 +225,9 @@ def export_saved_model(model, filepath, *, overwrite=False, verbose=None, input_
     Raises:
         FileExistsError: ``filepath`` exists and ``overwrite`` is False.
 
+    Temporary siblings of ``filepath`` left by a killed export are removed
+    first (``remove_stale_temps``).
+
     Example:
 
     ```python
@@ -113,12 +243,12 @@ def export_saved_model(model, filepath, *, overwrite=False, verbose=None, input_
     pairs = loaded.reverse_activations(x)          # {"forward_1": ..., "reverse_1": ...}
     ```
     """
-    check_overwrite(filepath, overwrite)
     path = os.path.abspath(os.fspath(filepath))
+    remove_stale_temps(path)
+    check_overwrite(filepath, overwrite)
     archive, names = _build_archive(model, input_signature or _input_signature(model))
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = temp_sibling(path)
     old = None
     try:
         archive.write_out(tmp, verbose=False)

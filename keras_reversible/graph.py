@@ -275,6 +275,10 @@ class ReverseGraph:
             dict key -> reverse value for every constrained point and model
             input reached.
         """
+        return self._execute(start_value, taps, training, statistics, update_statistics)
+
+    def _execute(self, start_value, taps, training=False, statistics=None,
+                 update_statistics=False):
         pending = {key(self.start): [tf.cast(start_value, tf.float32)]}
         final = {}
 
@@ -312,11 +316,40 @@ class ReverseGraph:
                     f"The reverse rule of layer '{step.layer.name}' returned "
                     f"{len(xs)} tensors for {len(step.input_keys)} inputs."
                 )
+            for i, (x, shape) in enumerate(zip(xs, step.input_shapes)):
+                if not tf.TensorShape(x.shape[1:]).is_compatible_with(shape[1:]):
+                    raise ValueError(
+                        f"The reverse rule {step.rule.name!r} of layer "
+                        f"'{step.layer.name}' ({type(step.layer).__name__}) returned "
+                        f"shape {tuple(x.shape)} for input {i}, whose shape is "
+                        f"{tuple(shape)}; a reverse rule must return the shape of "
+                        "the layer's input."
+                    )
             for k, x in zip(step.input_keys, xs):
                 pending.setdefault(k, []).append(x)
         for k in list(pending):
             finalize(k)
         return final
+
+    def check(self):
+        """Traces the program once on symbolic inputs: rules' shapes are checked.
+
+        Raises:
+            ValueError: a rule returned a tensor whose shape differs from its
+                layer's input (the message names the layer, the rule and both
+                shapes), or another tracing error of a rule.
+        """
+        keys, tensors = self.tap_tensors()
+        keys = keys + [k for k in self.input_keys if k not in keys]
+        tensors = [self.tensors[k] for k in keys]
+        specs = {str(k): tf.TensorSpec(t.shape, t.dtype) for k, t in zip(keys, tensors)}
+
+        def trace(values):
+            taps = {int(k): v for k, v in values.items()}
+            final = self._execute(taps[key(self.start)], taps)
+            return [final[k] for k in sorted(final)]
+
+        tf.function(trace, autograph=False).get_concrete_function(specs)
 
     def range_layers(self):
         """The forward layers re-applied as range ops, in program order."""

@@ -3,6 +3,7 @@
 import dataclasses
 import difflib
 import numbers
+import os
 import warnings
 
 import keras
@@ -17,6 +18,47 @@ from keras_reversible.regularizers import SRIP
 
 MAX_POOL_REVERSE = ("upsample", "unpool")
 UPSAMPLE_REVERSE = ("max_pool", "transpose")
+
+# The reversal settings (DESIGN §3), in the constructor's order.
+SETTINGS = ("depth", "racecar_weight", "reverse_from", "input_range", "reduction",
+            "latent_generation", "max_pool_reverse", "upsample_reverse")
+# keras.Model's keywords that ReversibleModel passes through: a functional
+# model honours ``trainable`` alone and silently drops every other keyword
+# (``dtype``, ``autocast``, ``activity_regularizer``, typos), so only it passes.
+MODEL_KEYWORDS = ("trainable",)
+
+
+def check_keywords(owner, kwargs, valid):
+    """Raises ``TypeError`` for a keyword of ``kwargs`` not in ``valid``.
+
+    The message names the keyword and the closest valid name (or lists them).
+
+    Args:
+        owner: what was called, for the message (e.g. ``"make_reversible"``).
+        kwargs: the keyword arguments received.
+        valid: the names ``owner`` accepts.
+    """
+    for name in kwargs:
+        if name in valid:
+            continue
+        close = difflib.get_close_matches(name, valid, n=1)
+        hint = (f"did you mean {close[0]!r}?" if close
+                else f"valid keywords: {', '.join(sorted(valid))}.")
+        raise TypeError(f"{owner}() got an unexpected keyword argument {name!r}; {hint}")
+
+
+def _check_bool(value, name, where):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: {name} must be True or False, got "
+                        f"{type(value).__name__}: {value!r}.")
+
+
+def _check_batch_size(batch_size, where):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise TypeError(f"{where}: batch_size must be a positive int, got "
+                        f"{type(batch_size).__name__}: {batch_size!r}.")
+    if batch_size < 1:
+        raise ValueError(f"{where}: batch_size must be a positive int, got {batch_size}.")
 
 
 def _num_replicas():
@@ -109,12 +151,14 @@ class ReversibleModel(keras.Model):
             ``"unpool"`` (exact transpose: to the arg-max positions).
         upsample_reverse: ``"max_pool"`` (paper, racecar table 13) or
             ``"transpose"`` (exact transpose of the up-sampling).
-        **kwargs: passed to ``keras.Model`` (e.g. ``trainable``).
+        **kwargs: ``trainable``, passed to ``keras.Model`` (a functional
+            model ignores its other keywords, so they are refused).
 
     Raises:
         ValueError: a bad setting, or a layer without a reverse rule
             (``keras_reversible.UnsupportedLayerError``), naming it.
-        TypeError: a setting of the wrong type.
+        TypeError: a setting of the wrong type, or an unknown keyword (the
+            message names the closest valid one).
 
     Example:
 
@@ -160,6 +204,7 @@ class ReversibleModel(keras.Model):
         upsample_reverse="max_pool",
         **kwargs,
     ):
+        check_keywords(type(self).__name__, kwargs, SETTINGS + MODEL_KEYWORDS)
         super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
         self._settings = self._validate_settings(
             depth=depth,
@@ -263,6 +308,12 @@ class ReversibleModel(keras.Model):
                 f"reverse_from={name!r} names no layer of model '{self.name}'.{hint}"
             )
         layer = self.get_layer(name)
+        if isinstance(layer, keras.layers.InputLayer):
+            raise ValueError(
+                f"reverse_from={name!r} is the input of model '{self.name}'; the "
+                "reverse pass starts at the output of a layer after the input "
+                "(a weight layer's output, or None for the network output)."
+            )
         nodes = graph_lib.calls(layer)
         if len(nodes) != 1 or len(nodes[0].output_tensors) != 1:
             raise ValueError(
@@ -302,6 +353,7 @@ class ReversibleModel(keras.Model):
             weights = [weights] * depth
         self._depth = depth
         self._lambdas = weights
+        reverse.check()
         tap_keys, tap_tensors = reverse.tap_tensors()
         outputs = keras.tree.flatten(self.outputs)
         input_keys = {graph_lib.key(t) for t in keras.tree.flatten(self.inputs)}
@@ -525,19 +577,121 @@ class ReversibleModel(keras.Model):
     # ------------------------------------------------------------------
     # Inspection
 
-    def _function(self, name, fn):
+    def _function(self, name, fn, *extra_signature):
+        """``fn`` as a ``tf.function`` over the model's input signature, cached.
+
+        The signature has a free batch axis (and the model's own free axes),
+        so no call can relax or retrace it: the inputs are checked against
+        the same shapes first (``_check_inputs``).
+        """
         if name not in self._rev.functions:
-            self._rev.functions[name] = tf.function(fn, reduce_retracing=True)
+            spec = keras.tree.map_structure(
+                lambda t: tf.TensorSpec((None, *t.shape[1:]), t.dtype), self._inputs_struct)
+            self._rev.functions[name] = tf.function(
+                fn, input_signature=[spec, *extra_signature])
         return self._rev.functions[name]
 
-    def _batched(self, x, batch_size, fn):
-        """Runs ``fn`` over ``x`` in batches, returns numpy (nested) results."""
-        flat = [np.asarray(t) for t in keras.tree.flatten(x)]
-        n = flat[0].shape[0]
+    def _check_inputs(self, x, where, what="x"):
+        """``x`` as a flat list of numpy arrays, checked against the model inputs.
+
+        Args:
+            x: an array, a tensor or a nested list of numbers (one-input
+                models), or a list/tuple/dict of them (one per input).
+            where: the public method, for the messages.
+            what: how to call ``x`` in the messages.
+
+        Returns:
+            list of numpy arrays, one per model input, in the inputs' dtypes.
+
+        Raises:
+            TypeError: not an array, or not numeric.
+            ValueError: wrong number of inputs, rank or static dimension
+                (a single example without its batch axis is named as such),
+                batch sizes that differ between inputs, or an empty batch.
+        """
+        inputs = keras.tree.flatten(self.inputs)
+        if len(inputs) == 1:
+            if isinstance(x, (list, tuple)) and x and all(hasattr(t, "shape") for t in x):
+                flat = list(x)  # arrays, one per input (as Keras reads a list of arrays)
+            elif isinstance(x, dict) and len(x) == 1:
+                flat = list(x.values())
+            else:
+                flat = [x]  # an array, a tensor or nested lists of numbers
+        elif isinstance(x, dict) and isinstance(self._inputs_struct, dict):
+            if set(x) != set(self._inputs_struct):
+                raise ValueError(f"{where}: {what} has the keys {sorted(x)}; the model's "
+                                 f"inputs are {sorted(self._inputs_struct)}.")
+            flat = keras.tree.flatten(x)
+        elif isinstance(x, (list, tuple)):
+            flat = list(x)
+        else:
+            flat = [x]
+        if len(flat) != len(inputs):
+            raise ValueError(
+                f"{where}: model '{self.name}' has {len(inputs)} inputs "
+                f"({', '.join(repr(graph_lib.producer(t)[0].name) for t in inputs)}); "
+                f"{what} holds {len(flat)}.")
+        arrays, sizes = [], []
+        for value, t in zip(flat, inputs):
+            name = graph_lib.producer(t)[0].name
+            expected = (None, *t.shape[1:])
+            shown = "(batch, " + ", ".join(str(d) for d in expected[1:]) + ")"
+            if isinstance(value, (str, bytes)):
+                raise TypeError(f"{where}: input {name!r} must be a numeric array, got a string.")
+            try:
+                a = np.asarray(value)
+            except (TypeError, ValueError) as err:
+                raise TypeError(f"{where}: input {name!r} is not an array "
+                                f"({type(value).__name__}): {err}") from err
+            if a.dtype.kind not in "biuf":
+                raise TypeError(f"{where}: input {name!r} must be a numeric array, got "
+                                f"dtype {a.dtype} ({type(value).__name__}).")
+            if a.ndim != len(expected):
+                single = a.ndim == len(expected) - 1 and all(
+                    e is None or e == d for e, d in zip(expected[1:], a.shape))
+                hint = (" It looks like a single example without its batch axis: use x[None]"
+                        " (a tf.data.Dataset must be batched: dataset.batch(n))."
+                        if single else "")
+                raise ValueError(
+                    f"{where}: input {name!r} expects rank {len(expected)}, shape {shown}; "
+                    f"{what} has shape {a.shape}.{hint}")
+            if any(e is not None and e != d for e, d in zip(expected[1:], a.shape[1:])):
+                raise ValueError(f"{where}: input {name!r} expects shape {shown}; "
+                                 f"{what} has shape {a.shape}.")
+            arrays.append(a.astype(t.dtype, copy=False))
+            sizes.append(a.shape[0])
+        if len(set(sizes)) > 1:
+            raise ValueError(f"{where}: the inputs of {what} have different batch sizes "
+                             f"{sizes} (for {', '.join(repr(graph_lib.producer(t)[0].name) for t in inputs)}).")
+        if sizes[0] == 0:
+            raise ValueError(f"{where}: {what} is empty (0 examples): no batches to run.")
+        return arrays
+
+    def _batches(self, x, batch_size, where):
+        """Checked batches of ``x`` (arrays or a ``tf.data.Dataset``), each a flat list.
+
+        A dataset is used as batched; an element ``(x, y[, w])`` gives its ``x``.
+        """
+        _check_batch_size(batch_size, where)
+        if isinstance(x, tf.data.Dataset):
+            count = 0
+            for i, element in enumerate(x):
+                if isinstance(element, tuple):
+                    element = element[0]
+                count += 1
+                yield self._check_inputs(element, where, f"batch {i} of the dataset")
+            if count == 0:
+                raise ValueError(f"{where}: the dataset holds no batches.")
+            return
+        flat = self._check_inputs(x, where)
+        for start in range(0, flat[0].shape[0], batch_size):
+            yield [t[start:start + batch_size] for t in flat]
+
+    def _batched(self, x, batch_size, fn, where):
+        """Runs ``fn`` over checked batches of ``x``, returns numpy (nested) results."""
         pieces = []
-        for start in range(0, n, batch_size):
-            chunk = [t[start:start + batch_size] for t in flat]
-            chunk = keras.tree.pack_sequence_as(x, chunk)
+        for chunk in self._batches(x, batch_size, where):
+            chunk = keras.tree.pack_sequence_as(self._inputs_struct, chunk)
             pieces.append(keras.tree.map_structure(lambda t: np.asarray(t), fn(chunk)))
         return keras.tree.map_structure(lambda *ts: np.concatenate(ts, axis=0), *pieces)
 
@@ -548,12 +702,19 @@ class ReversibleModel(keras.Model):
         are reversed too, so the result has the shape of ``x``.
 
         Args:
-            x: input batch (numpy or tensor), structured like the model inputs.
-            batch_size: batch size for large arrays.
+            x: input batch (numpy, tensor or nested list), structured like
+                the model inputs, or a ``tf.data.Dataset`` of batches (or of
+                ``(x, y)`` tuples).
+            batch_size: batch size for arrays (a positive int).
             training: run reverse BatchNormalization with batch statistics.
 
         Returns:
             numpy array(s) shaped like ``x``.
+
+        Raises:
+            ValueError: ``x`` does not fit the model's inputs (rank, static
+                dimensions, batch sizes across inputs, empty).
+            TypeError: ``x`` is not numeric, or ``batch_size`` not an int.
         """
 
         def run(xb):
@@ -562,33 +723,45 @@ class ReversibleModel(keras.Model):
             out = [rev[graph_lib.key(t)] for t in keras.tree.flatten(self.inputs)]
             return out[0] if len(out) == 1 else out
 
-        fn = self._function(f"reconstruct_{training}", run)
-        return self._batched(x, batch_size, fn)
+        _check_bool(training, "training", "reconstruct")
+        fn = self._function(f"reconstruct_{bool(training)}", run)
+        return self._batched(x, batch_size, fn, "reconstruct")
 
     def reverse_activations(self, x, batch_size=256, training=False, depth=None):
         """The pairs ``(L_m, L'_m)`` for ``m = 1..depth``, forward order.
 
         Args:
-            x: input batch.
-            batch_size: batch size for large arrays.
+            x: input batch, or a ``tf.data.Dataset`` (as for ``reconstruct``).
+            batch_size: batch size for arrays (a positive int).
             training: reverse BatchNormalization with batch statistics.
-            depth: how many points; default the model's ``depth`` (``s``).
-                Up to ``num_constrained``: a model trained with fewer
-                constrained points (or none, ``Std``) can still be probed.
+            depth: how many points (an int); default the model's ``depth``
+                (``s``). Up to ``num_constrained``: a model trained with
+                fewer constrained points (or none, ``Std``) can still be
+                probed.
 
         Returns:
             list of ``(L_m, L'_m)`` numpy pairs.
 
         Raises:
-            ValueError: ``depth`` above ``num_constrained``.
+            ValueError: ``depth`` above ``num_constrained``, or ``x`` does not
+                fit the model's inputs.
+            TypeError: ``depth`` is not an int (a bool is refused).
         """
+        _check_bool(training, "training", "reverse_activations")
+        training = bool(training)
         depth = self._depth if depth is None else depth
+        if isinstance(depth, bool) or not isinstance(depth, numbers.Integral):
+            raise TypeError(f"reverse_activations: depth must be an int or None, got "
+                            f"{type(depth).__name__}: {depth!r}.")
         if not 0 <= depth <= self.num_constrained:
             raise ValueError(
                 f"reverse_activations: depth must be in [0, {self.num_constrained}], got {depth}."
             )
         keys = self._rev.reverse.constrained[:depth]
         if not keys:
+            _check_batch_size(batch_size, "reverse_activations")
+            if not isinstance(x, tf.data.Dataset):
+                self._check_inputs(x, "reverse_activations")
             return []
 
         def run(xb):
@@ -597,7 +770,7 @@ class ReversibleModel(keras.Model):
             return [[taps[k] for k in keys], [rev[k] for k in keys]]
 
         fn = self._function(f"activations_{training}_{depth}", run)
-        forward, reverse = self._batched(x, batch_size, fn)
+        forward, reverse = self._batched(x, batch_size, fn, "reverse_activations")
         return list(zip(forward, reverse))
 
     def calibrate_reverse_statistics(self, x, batch_size=256):
@@ -611,15 +784,24 @@ class ReversibleModel(keras.Model):
         reverse statistics were never updated) or to replace the exponential
         averages of training by exact ones before measuring reconstructions.
 
+        ``x`` must be finite (as in ``fit``), and so must the statistics it
+        gives (a float16 overflow is refused): otherwise nothing is stored
+        and the previous statistics stay as they were.
+
         Args:
             x: input array(s) structured like the model inputs, or a
                 ``tf.data.Dataset`` of batches of them (or of ``(x, y)``
                 tuples, whose ``x`` is used).
-            batch_size: batch size for arrays.
+            batch_size: batch size for arrays (a positive int).
 
         Returns:
             The number of batches averaged (0 when the reverse pass has no
-            BatchNormalization).
+            BatchNormalization; ``x`` is checked all the same, a dataset's
+            batches only when there are statistics to compute).
+
+        Raises:
+            ValueError: ``x`` does not fit the model's inputs or is empty,
+                holds NaN or Inf, or gives non-finite statistics.
 
         Example:
 
@@ -628,8 +810,14 @@ class ReversibleModel(keras.Model):
         x_bar = model.reconstruct(x_test)
         ```
         """
+        where = "calibrate_reverse_statistics"
         stats = self._reverse_statistics
+        batches = self._batches(x, batch_size, where)
+        if not isinstance(x, tf.data.Dataset):
+            batches = list(batches)  # every array checked before any work
         if not len(stats):
+            if isinstance(x, tf.data.Dataset):
+                next(iter(batches))  # the first batch is checked
             return 0
         reverse = self._rev.reverse
 
@@ -643,22 +831,29 @@ class ReversibleModel(keras.Model):
                 stats.momentum = None
             return tf.constant(0)
 
-        fn = self._function("calibrate_reverse_statistics", run)
-        if isinstance(x, tf.data.Dataset):
-            batches = (b[0] if isinstance(b, tuple) else b for b in x)
-        else:
-            flat = [np.asarray(t) for t in keras.tree.flatten(x)]
-            batches = (
-                keras.tree.pack_sequence_as(x, [t[i:i + batch_size] for t in flat])
-                for i in range(0, flat[0].shape[0], batch_size)
-            )
+        fn = self._function(where, run, tf.TensorSpec((), tf.float32))
+        previous = [v.numpy() for v in stats.variables]
         count = 0
-        for batch in batches:
-            # The k-th batch enters with weight 1/(k+1): a running mean.
-            fn(batch, tf.constant(count / (count + 1.0)))
-            count += 1
-        if count == 0:
-            raise ValueError("calibrate_reverse_statistics: x holds no batches.")
+        try:
+            for i, batch in enumerate(batches):
+                if not all(np.isfinite(a).all() for a in batch if a.dtype.kind == "f"):
+                    raise ValueError(
+                        f"{where}: batch {i} of x contains NaN or Inf; the reverse "
+                        "statistics were left as they were. Clean the data first.")
+                # The k-th batch enters with weight 1/(k+1): a running mean.
+                fn(keras.tree.pack_sequence_as(self._inputs_struct, batch),
+                   tf.constant(count / (count + 1.0)))
+                count += 1
+            bad = [v.name for v in stats.variables if not np.isfinite(v.numpy()).all()]
+            if bad:
+                raise ValueError(
+                    f"{where}: x gives non-finite reverse statistics ({', '.join(bad)}; "
+                    "an overflow of the reverse signal, e.g. in float16); the previous "
+                    "statistics were kept.")
+        except BaseException:
+            for v, value in zip(stats.variables, previous):
+                v.assign(value)
+            raise
         return count
 
     def call_with_racecar_loss(self, x, training=False):
@@ -703,10 +898,12 @@ class ReversibleModel(keras.Model):
         is the reverse pass continued from ``α̂`` down to the input.
 
         Args:
-            x: input batch, structured like the model inputs.
-            batch_size: batch size for large arrays.
-            step: the training step whose random entry choice ``tr`` uses
-                (during training the seed is ``(seed, optimizer step)``).
+            x: input batch, structured like the model inputs, or a
+                ``tf.data.Dataset`` (as for ``reconstruct``).
+            batch_size: batch size for arrays (a positive int).
+            step: the training step (an int >= 0) whose random entry
+                choice ``tr`` uses (during training the seed is ``(seed,
+                optimizer step)``).
 
         Returns:
             dict of numpy arrays: ``output`` (o), ``transformed`` (tr(o)),
@@ -723,6 +920,11 @@ class ReversibleModel(keras.Model):
         g["latent"].shape                  # (n, 256): α̂, the input of fc2
         ```
         """
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+            raise TypeError(f"generate_latent: step must be an int >= 0, got "
+                            f"{type(step).__name__}: {step!r}.")
+        if step < 0:
+            raise ValueError(f"generate_latent: step must be an int >= 0, got {step}.")
         if self._rev.latent_head is None:
             self._rev.latent_head = self._find_latent_head(self._rev.reverse)
         lg = self._latent or losses.LatentGeneration()
@@ -741,7 +943,7 @@ class ReversibleModel(keras.Model):
             return out
 
         fn = self._function(f"generate_latent_{step}", run)
-        return self._batched(x, batch_size, fn)
+        return self._batched(x, batch_size, fn, "generate_latent")
 
     def to_standard(self, keep_regularizers=True):
         """Phase II: a plain ``keras.Model`` with copies of the same weights.
@@ -798,6 +1000,38 @@ class ReversibleModel(keras.Model):
     # ------------------------------------------------------------------
     # Serialization
 
+    def save(self, filepath, overwrite=True, zipped=None, **kwargs):
+        """``keras.Model.save``, written atomically.
+
+        The file is written to a temporary sibling folder and renamed into
+        place (``keras_reversible.export.atomic_write``), so a process killed
+        while saving leaves the previous file intact; a later save removes
+        the temporary folder it left. An existing ``filepath`` with
+        ``overwrite=False`` is an error (``FileExistsError``), not a prompt.
+        Remote paths (``gs://...``) and ``zipped=False`` folders are
+        ``keras.Model.save``'s own, not atomic.
+        """
+        path = os.fspath(filepath)
+        if "://" in path or zipped is False:
+            return super().save(filepath, overwrite=overwrite, zipped=zipped, **kwargs)
+        export_lib.check_overwrite(path, overwrite)
+        return export_lib.atomic_write(
+            path, lambda tmp: keras.Model.save(self, tmp, zipped=zipped, **kwargs))
+
+    def save_weights(self, filepath, overwrite=True, max_shard_size=None):
+        """``keras.Model.save_weights``, written atomically (as ``save``).
+
+        Sharded weights (``max_shard_size``) and remote paths are
+        ``keras.Model.save_weights``' own, not atomic.
+        """
+        path = os.fspath(filepath)
+        if "://" in path or max_shard_size is not None:
+            return super().save_weights(filepath, overwrite=overwrite,
+                                        max_shard_size=max_shard_size)
+        export_lib.check_overwrite(path, overwrite)
+        return export_lib.atomic_write(
+            path, lambda tmp: keras.Model.save_weights(self, tmp))
+
     def load_own_variables(self, store):
         """Loads the reverse statistics; files saved without them keep defaults."""
         if len(store.keys()) == 0 and len(self._reverse_statistics):
@@ -838,7 +1072,8 @@ def make_reversible(model, **settings):
 
     Raises:
         TypeError: ``model`` is not a functional or Sequential model (for
-            example a subclassed model, whose graph cannot be walked).
+            example a subclassed model, whose graph cannot be walked), or an
+            unknown keyword (the message names the closest setting).
         ValueError: see ``ReversibleModel``.
 
     Example:
@@ -848,6 +1083,7 @@ def make_reversible(model, **settings):
     model = kr.make_reversible(base, reverse_from="block5_conv4", input_range="relu")
     ```
     """
+    check_keywords("make_reversible", settings, SETTINGS + MODEL_KEYWORDS)
     if isinstance(model, keras.Sequential):
         if not model.built or not getattr(model, "inputs", None):
             raise ValueError(

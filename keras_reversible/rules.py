@@ -66,6 +66,7 @@ class ReverseRule:
             applied in its input's shape.
         range_barrier: range ops are not collected across this layer
             (invertible preprocessing such as Rescaling).
+        name: the registered function's name, for error messages.
     """
 
     fn: Callable
@@ -73,6 +74,7 @@ class ReverseRule:
     needs_inputs: bool = False
     reshapes: bool = False
     range_barrier: bool = False
+    name: str = ""
 
 
 @dataclasses.dataclass
@@ -102,6 +104,25 @@ class ReverseContext:
     def forward_input(self, index, y):
         """The forward value of input ``index`` (needs ``needs_inputs``)."""
         return tf.cast(self.inputs[index], y.dtype)
+
+    def input_shape(self, index, y):
+        """The shape of forward input ``index`` as an int32 tensor, batch from ``y``.
+
+        Static dimensions where the graph knows them; a free one (e.g.
+        ``keras.Input((None, None, 1))``) from the forward value, which the
+        reverse program taps for every layer with a free input dimension.
+        """
+        shape = self.input_shapes[index]
+        if all(d is not None for d in shape[1:]):
+            return tf.concat([tf.shape(y)[:1], tf.constant(shape[1:], tf.int32)], 0)
+        if self.inputs is None:
+            raise ValueError(
+                f"Input {index} has a dynamic shape {shape}; the rule needs "
+                "its forward value (register it with needs_inputs=True)."
+            )
+        value = tf.shape(self.inputs[index])
+        return tf.stack([tf.shape(y)[0], *(value[i] if d is None else d
+                                          for i, d in enumerate(shape) if i > 0)])
 
     def zeros_like_input(self, index, y):
         """Zeros shaped like forward input ``index``, in ``y``'s dtype.
@@ -198,8 +219,9 @@ def register_reverse_rule(
             call = rule_fn
         else:
             call = lambda layer, y, ctx: rule_fn(layer, y)  # noqa: E731
+        name = getattr(rule_fn, "__qualname__", None) or repr(rule_fn)
         _REGISTRY[layer_class] = ReverseRule(
-            call, kind, needs_inputs, reshapes, range_barrier
+            call, kind, needs_inputs, reshapes, range_barrier, name
         )
         return rule_fn
 
@@ -303,28 +325,39 @@ def _concatenate_transpose(layer, y, ctx):
     return tf.split(y, sizes, axis=axis)
 
 
-def _fit_spatial(x, shape):
-    """Crop or zero-pad the spatial axes of ``x`` to the static ``shape``."""
+def _fit_spatial(x, shape, dynamic=None):
+    """Crop or zero-pad the spatial axes of ``x`` to ``shape``.
+
+    ``shape`` is static; its free dimensions are taken from the int32 tensor
+    ``dynamic`` (the full shape, e.g. ``ReverseContext.input_shape``).
+    """
     rank = len(shape)
     for axis in range(1, rank - 1):
         want = shape[axis]
         have = x.shape[axis]
-        if want is None or have == want:
-            continue
-        if have > want:
+        if want is None or have is None:
+            want = dynamic[axis] if want is None else want
+            have = tf.shape(x)[axis]
+            x = tf.gather(x, tf.range(tf.minimum(want, have)), axis=axis)
+            pad = [[0, 0]] * rank
+            pad[axis] = [0, tf.maximum(want - have, 0)]
+            x = tf.pad(x, pad)
+        elif have > want:
             x = tf.gather(x, tf.range(want), axis=axis)
-        else:
+        elif have < want:
             pad = [[0, 0]] * rank
             pad[axis] = [0, want - have]
             x = tf.pad(x, pad)
     return x
 
 
-def _nearest_up(y, factors, out_shape):
+def _nearest_up(y, factors, ctx):
     for axis, factor in enumerate(factors, start=1):
         if factor > 1:
             y = tf.repeat(y, factor, axis=axis)
-    return _fit_spatial(y, out_shape)
+    shape = ctx.input_shapes[0]
+    dynamic = ctx.input_shape(0, y) if any(d is None for d in shape[1:]) else None
+    return _fit_spatial(y, shape, dynamic)
 
 
 # --------------------------------------------------------------------------
@@ -354,12 +387,10 @@ def _conv(layer, y, ctx):
     if layer.groups != 1 or layer.padding == "causal":
         primal = ctx.zeros_like_input(0, y)
         return vjp(lambda x: _conv_linear(layer, x), [primal], y)[0]
-    shape = ctx.input_shapes[0]
-    out_shape = tf.concat([tf.shape(y)[:1], tf.constant(shape[1:], tf.int32)], 0)
     return tf.nn.conv_transpose(
         y,
         _f(layer.kernel, y),
-        out_shape,
+        ctx.input_shape(0, y),
         strides=list(layer.strides),
         padding=layer.padding.upper(),
         dilations=list(layer.dilation_rate),
@@ -414,7 +445,7 @@ def _max_pooling(layer, y, ctx):
     _check_channels_last(layer)
     if ctx.options.get("max_pool_reverse", "upsample") == "unpool":
         return vjp(layer.call, [ctx.forward_input(0, y)], y)[0]
-    return _nearest_up(y, layer.strides, ctx.input_shapes[0])
+    return _nearest_up(y, layer.strides, ctx)
 
 
 def _global_max_pooling(layer, y, ctx):
@@ -426,7 +457,7 @@ def _global_max_pooling(layer, y, ctx):
     if not layer.keepdims:
         for _ in shape[1:-1]:
             y = tf.expand_dims(y, 1)
-    return tf.broadcast_to(y, tf.concat([tf.shape(y)[:1], shape[1:]], 0))
+    return tf.broadcast_to(y, ctx.input_shape(0, y))
 
 
 def _up_sampling(layer, y, ctx):

@@ -2,9 +2,12 @@
 
 import dataclasses
 import functools
+import inspect
 from typing import Callable
 
 import keras
+
+from keras_reversible.model import MODEL_KEYWORDS, SETTINGS, check_keywords
 
 _MODELS = {}
 
@@ -55,14 +58,34 @@ def merge_settings(defaults, overrides):
     return settings
 
 
+def _check_keywords(fn):
+    """``fn`` refusing unknown keywords with ``TypeError`` (closest name in the message).
+
+    Valid: ``fn``'s named parameters and, when it takes ``**reversal``, the
+    reversal settings and ``keras.Model``'s own keywords.
+    """
+    params = inspect.signature(fn).parameters.values()
+    valid = tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+    if any(p.kind == p.VAR_KEYWORD for p in params):
+        valid += SETTINGS + MODEL_KEYWORDS
+
+    @functools.wraps(fn)
+    def checked(*args, **kwargs):
+        check_keywords(fn.__name__, kwargs, valid)
+        return fn(*args, **kwargs)
+
+    return checked
+
+
 def register(paper, table, reversible=True, **reversal_defaults):
     """Decorator adding a constructor to the registry."""
 
     def wrap(fn):
+        checked = _check_keywords(fn)
         _MODELS[fn.__name__] = ModelInfo(
-            fn.__name__, fn, paper, table, dict(reversal_defaults), reversible
+            fn.__name__, checked, paper, table, dict(reversal_defaults), reversible
         )
-        return fn
+        return checked
 
     return wrap
 

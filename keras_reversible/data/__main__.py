@@ -5,7 +5,9 @@ Turns local files into the folders the loaders read, under ``OUT/NAME/``
 ``default_source``):
 
 - ``mnist``, ``fashion_mnist``: the four IDX files of ``--source``, checked
-  with ``read_idx`` and copied (read with ``data_dir=OUT/NAME``);
+  with ``read_idx`` and as pairs (3-D images, 1-D labels, as many labels as
+  images, labels in 0..9, the same image size in both splits), then copied
+  (read with ``data_dir=OUT/NAME``);
 - ``motion_blur_mnist``: ``train.npz`` / ``test.npz`` (``x`` uint8, ``y``) +
   ``.json`` parameters from the MNIST IDX files of ``--source``
   (``load_motion_blur_mnist_arrays(cache_dir=OUT/motion_blur_mnist)``);
@@ -38,12 +40,38 @@ def _idx_path(source, stem):
     raise FileNotFoundError(f"{source / (stem + '.gz')}: not found (nor {source / stem})")
 
 
+NUM_CLASSES = 10  # MNIST and Fashion-MNIST
+
+
+def _check_idx_pair(images_path, images, labels_path, labels):
+    """Raises ``ValueError`` (naming the file) unless the two IDX arrays are an (images, labels) pair."""
+    if images.ndim != 3:
+        raise ValueError(f"{images_path}: expected images (a 3-D IDX file: count, rows, "
+                         f"columns), got an array of shape {images.shape}")
+    if labels.ndim != 1:
+        raise ValueError(f"{labels_path}: expected labels (a 1-D IDX file), got an array "
+                         f"of shape {labels.shape}")
+    if len(labels) != len(images):
+        raise ValueError(f"{labels_path}: {len(labels)} labels for the {len(images)} images "
+                         f"of {images_path}")
+    if len(labels) and labels.max() >= NUM_CLASSES:
+        raise ValueError(f"{labels_path}: label {int(labels.max())} at index "
+                         f"{int(labels.argmax())} is out of range 0..{NUM_CLASSES - 1}")
+
+
 def _prepare_idx(source, tmp, bar):
     from keras_reversible.data.mnist import read_idx
 
-    for stem in IDX_STEMS:
-        path = _idx_path(source, stem)
-        read_idx(path)  # Raises ValueError naming the file if it is corrupt.
+    paths = {stem: _idx_path(source, stem) for stem in IDX_STEMS}
+    # read_idx raises ValueError naming the file if it is corrupt.
+    arrays = {stem: read_idx(path) for stem, path in paths.items()}
+    for images, labels in (IDX_STEMS[:2], IDX_STEMS[2:]):
+        _check_idx_pair(paths[images], arrays[images], paths[labels], arrays[labels])
+    if arrays[IDX_STEMS[0]].shape[1:] != arrays[IDX_STEMS[2]].shape[1:]:
+        raise ValueError(f"{paths[IDX_STEMS[2]]}: images of shape "
+                         f"{arrays[IDX_STEMS[2]].shape[1:]}, but the training images of "
+                         f"{paths[IDX_STEMS[0]]} are {arrays[IDX_STEMS[0]].shape[1:]}")
+    for path in paths.values():
         shutil.copyfile(path, tmp / path.name)
         bar.update(1)
 
