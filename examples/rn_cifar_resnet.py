@@ -48,7 +48,8 @@ Resuming. Every run keeps a ``keras.callbacks.BackupAndRestore`` backup
 the learning-rate schedule, and the epoch) in ``<out>/runs/<run>.backup/``,
 written after every epoch, and its per-epoch log in
 ``<out>/runs/<run>.epochs.json``: a killed study continues from the last
-finished epoch of the run it was in. Finished runs are cached
+finished epoch of the run it was in (the backup is removed once the run's
+result is cached, so a kill during its final test does not retrain it). Finished runs are cached
 (``<out>/runs/<run>.json`` and the trained weights ``<run>.weights.h5``)
 and not retrained. Changing a setting that shapes the runs (epochs, data,
 optimiser, losses) starts them afresh. A resumed run draws its epoch's
@@ -319,10 +320,15 @@ def train_one(variant, seed, sc, cache, key, settings):
     model = build(variant, seed)
     compile_model(model, steps, sc["epochs"])
     label = f"{variant} seed {seed}"
-    if start_epoch:
+    if start_epoch >= sc["epochs"]:
+        print(f"  {label}: trained before; restoring its weights to test", flush=True)
+    elif start_epoch:
         print(f"  {label}: resuming after epoch {start_epoch}/{sc['epochs']}", flush=True)
     log = EpochLog(os.path.join(cache.dir, f"{key}.epochs.json"), settings, label, sc["epochs"])
-    callbacks = [log, keras.callbacks.BackupAndRestore(backup, double_checkpoint=True),
+    # The backup outlives fit (removed once the result is cached): a kill during the
+    # final evaluation restores the trained weights instead of retraining.
+    callbacks = [log, keras.callbacks.BackupAndRestore(backup, double_checkpoint=True,
+                                                       delete_checkpoint=False),
                  keras.callbacks.TerminateOnNaN()]
     if FLAGS.stop_after_epochs:
         callbacks.append(StopAfter(FLAGS.stop_after_epochs))
@@ -378,6 +384,7 @@ def run_study(sc):
             if run is None:
                 run = train_one(variant, seed, sc, cache, key, settings)
                 cache.put(key, run)
+                shutil.rmtree(os.path.join(cache.dir, f"{key}.backup"), ignore_errors=True)
             else:
                 print(f"  {key}: cached", flush=True)
             print(f"  {key}: test accuracy {100 * run['test_accuracy']:.2f} %, "

@@ -50,14 +50,20 @@ def test_killed_run_resumes_at_epoch_2_with_its_optimizer_and_schedule(tmp_path)
     assert not (runs / "resnet20-rn-seed0.json").exists()  # not finished, not cached
     assert not (out / "results.json").exists()
 
-    # 2. The same command continues at epoch 2 and finishes with 3 epochs.
-    second = _run(out, *flags)
+    # 2. The same command continues at epoch 2 and trains epochs 2 and 3; it is
+    # killed again after its last epoch, before the run's result is cached.
+    second = _run(out, *flags, "--stop_after_epochs=2", expect=3)
     assert "rn seed 0: resuming after epoch 1/3" in second
     assert "epoch 1/3" not in second.replace("after epoch 1/3", "")
     assert "rn seed 0: epoch 2/3" in second and "rn seed 0: epoch 3/3" in second
-    assert not backup.exists()  # removed once the run finished
+    assert not (runs / "resnet20-rn-seed0.json").exists()
+    # 3. The trained weights come back from the backup: tested, not retrained.
+    third = _run(out, *flags)
+    assert "rn seed 0: trained before; restoring its weights to test" in third
+    assert ": epoch " not in third
+    assert not backup.exists()  # removed once the result is cached
     run = json.loads((runs / "resnet20-rn-seed0.json").read_text())["result"]
-    assert run["epochs_trained"] == 3 and run["sessions"] == 2
+    assert run["epochs_trained"] == 3 and run["sessions"] == 3
     assert sorted(run["history"]) == ["1", "2", "3"]
     # The optimizer state came back: its step count, hence the schedule's position.
     assert run["steps_per_epoch"] == 2 and run["optimizer_iterations"] == 6
@@ -72,11 +78,11 @@ def test_killed_run_resumes_at_epoch_2_with_its_optimizer_and_schedule(tmp_path)
     check_outputs(out, results, ("accuracy.png", "reconstructions.png"))
     assert results["runs"]["rn"][0]["epochs_trained"] == 3
 
-    # 3. A second invocation trains nothing.
-    third = _run(out, *flags)
-    assert "resnet20-rn-seed0: cached" in third and ": epoch " not in third
+    # 4. Another invocation trains nothing.
+    again = _run(out, *flags)
+    assert "resnet20-rn-seed0: cached" in again and ": epoch " not in again
     assert json.loads((out / "results.json").read_text())["results"] == results["results"]
-    # 4. A changed setting (here the epochs) is a different run: not the cached one.
+    # 5. A changed setting (here the epochs) is a different run: not the cached one.
     fourth = _run(out, *SMALL, "--variants=rn", "--epochs=1")
     assert "cached" not in fourth and "rn seed 0: epoch 1/1" in fourth
 
