@@ -26,8 +26,12 @@ Presets (flags override them):
   (15,640 steps), seeds 0 and 1. He et al. reach 91.25 % with ResNet-20
   after 64k steps (≈ 164 epochs) of a step schedule; a cosine schedule over
   a quarter of that budget is the usual way to get within 1–2 points of the
-  long run, so 40 epochs is chosen to put std at ≥ 88 % (issue 16's bar)
-  while a run of the slowest variant stays under about 2 hours here.
+  long run, so 40 epochs is chosen to put std at ≥ 88 % (issue 16's bar;
+  30 epochs would save a quarter of the time with less margin). Training
+  time per run at batch 128 on 2 CPU cores: std ≈ 1.0 h, rn and rnl
+  ≈ 1.8 h on an idle machine (0.24 / 0.41 s a step), about 2.6× that when
+  the cores are shared (0.63 / 1.03 / 1.07 s a step measured at load 4–6),
+  plus ≈ 10–15 s an epoch of testing.
 * ``lowdata``: the first 5,000 training images, 100 epochs (3,900 steps),
   seeds 0, 1, 2, test accuracy curve every 5 epochs.
 * ``tiny``: 256 training / 200 test images, 2 epochs, batch 64: seconds,
