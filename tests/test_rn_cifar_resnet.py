@@ -29,7 +29,8 @@ def _in_script(code):
     """Runs ``code`` with the script imported as ``m`` in a fresh process (its absl
     flags would clash with other scripts' in this one); returns its JSON print."""
     prelude = ("import importlib.util, json, math, sys\n"
-               f"spec = importlib.util.spec_from_file_location('rn_cifar_resnet', {str(SCRIPT)!r})\n"
+               "spec = importlib.util.spec_from_file_location("
+               f"'rn_cifar_resnet', {str(SCRIPT)!r})\n"
                "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n")
     proc = subprocess.run([sys.executable, "-c", prelude + code], capture_output=True,
                           text=True, timeout=300, cwd=ROOT,
