@@ -7,6 +7,8 @@ listed, with the reason, in ``NOT_TRANSPOSED``.
 """
 
 import dataclasses
+import functools
+import inspect
 from typing import Callable
 
 import keras
@@ -194,12 +196,21 @@ def test_dot_product_identity(cls, dot_case):
     _check_dot_identity(layer, list(dot_case.shapes), **dot_case.options)
 
 
+def _defined_in(fn):
+    """The module that defines ``fn`` (through wrappers); "" when unknown."""
+    return getattr(inspect.unwrap(fn), "__module__", None) or ""
+
+
 def _package_linear_rules():
-    """The linear-kind rules that keras_reversible itself registers, by class."""
+    """The linear-kind rules that keras_reversible itself registers, by class.
+
+    Rules that tests or a README example register (functions defined outside
+    the package) are not the package's, whatever ran before in this process.
+    """
     return {
         cls: rule for cls, rule in registry.registered().items()
         if rule.kind in registry.LINEAR_KINDS
-        and rule.transpose.__module__.startswith("keras_reversible.")
+        and _defined_in(rule.transpose).startswith("keras_reversible.")
     }
 
 
@@ -329,3 +340,22 @@ def test_whole_graph_reverse_is_the_transpose(name, build):
     graph = model._rev.reverse
     back = graph.run(y, {}, training=False)[graph.input_keys[0]]
     assert _dot(ax, y) == pytest.approx(_dot(x, back), rel=1e-4)
+
+
+def test_the_walker_skips_rules_defined_outside_the_package(monkeypatch):
+    # A README example or a test may have registered rules earlier in this process.
+    monkeypatch.setattr(registry, "_REGISTRY", registry.registered())
+
+    class Foreign(L.Layer):
+        def call(self, x):
+            return x
+
+    class Partial(Foreign):
+        pass
+
+    namespace = {}
+    exec("def foreign(layer, y):\n    return y", namespace)  # no __module__, like exec'd README code
+    kr.register_reverse_rule(Foreign)(namespace["foreign"])
+    kr.register_reverse_rule(Partial)(functools.partial(lambda layer, y: y))
+    assert Foreign not in _package_linear_rules() and Partial not in _package_linear_rules()
+    check_every_linear_rule_has_a_case()
