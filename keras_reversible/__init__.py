@@ -5,11 +5,11 @@ learning) and racecar training. See ``ReversibleModel`` and
 ``make_reversible``.
 """
 
-from keras_reversible import callbacks, information, losses, regularizers, rules
+from keras_reversible import callbacks, information, losses, registry, regularizers, rules
 from keras_reversible.losses import LatentGeneration
 from keras_reversible.model import ReversibleModel, make_reversible
 from keras_reversible.regularizers import SRIP
-from keras_reversible.rules import UnsupportedLayerError, register_reverse_rule
+from keras_reversible.registry import UnsupportedLayerError, register_reverse_rule
 
 __version__ = "0.1.0"
 
@@ -23,6 +23,7 @@ __all__ = [
     "losses",
     "make_reversible",
     "register_reverse_rule",
+    "registry",
     "regularizers",
     "rules",
 ]

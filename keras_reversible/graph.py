@@ -24,7 +24,7 @@ from typing import Callable, Optional
 import keras
 import tensorflow as tf
 
-from keras_reversible import rules
+from keras_reversible import registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +57,7 @@ class Step:
     """One forward layer call, reversed."""
 
     layer: keras.layers.Layer
-    rule: rules.ReverseRule
+    rule: registry.ReverseRule
     input_keys: tuple
     output_keys: tuple
     input_shapes: list
@@ -119,7 +119,7 @@ class ReverseGraph:
         options: rule options (``max_pool_reverse``, ``upsample_reverse``).
 
     Raises:
-        rules.UnsupportedLayerError: a layer on the path has no rule.
+        registry.UnsupportedLayerError: a layer on the path has no rule.
         ValueError: a nested model or a multi-output layer is on the path.
     """
 
@@ -178,13 +178,13 @@ class ReverseGraph:
 
     def _rule(self, layer):
         if isinstance(layer, keras.Model):
-            raise rules.UnsupportedLayerError(
+            raise registry.UnsupportedLayerError(
                 f"Layer '{layer.name}' is a nested model "
                 f"({type(layer).__name__}); the reverse pass walks one flat "
                 "functional graph. Build the model from the nested model's "
                 "layers directly (e.g. call its layers on your tensors)."
             )
-        return rules.rule_for(layer)
+        return registry.rule_for(layer)
 
     @staticmethod
     def _topological_nodes(start):
@@ -226,7 +226,7 @@ class ReverseGraph:
             rule = self._rule(layer)
             single = len(node.input_tensors) == 1
             if rule.kind == "pointwise" and single:
-                ops.append(RangeOp(functools.partial(rule.fn, layer), view, layer.name, layer))
+                ops.append(RangeOp(functools.partial(rule.range_op, layer), view, layer.name, layer))
             elif rule.kind == "identity" and single:
                 pass
             elif rule.kind == "structural" and single and not rule.range_barrier:
@@ -292,7 +292,7 @@ class ReverseGraph:
             final[k] = value
             return value
 
-        ctx_for_range = rules.ReverseContext(
+        ctx_for_range = registry.ReverseContext(
             [], training=training, options=self.options, statistics=statistics,
             update_statistics=update_statistics and training)
         for step in self.steps:
@@ -302,13 +302,13 @@ class ReverseGraph:
                 # range ops, at the constrained points (DESIGN §1).
                 pending.setdefault(step.input_keys[0], []).append(ys[0])
                 continue
-            ctx = rules.ReverseContext(
+            ctx = registry.ReverseContext(
                 input_shapes=step.input_shapes,
                 inputs=[taps[k] for k in step.input_keys] if step.tap_inputs else None,
                 training=training,
                 options=self.options,
             )
-            xs = step.rule.fn(step.layer, ys[0] if len(ys) == 1 else ys, ctx)
+            xs = step.rule.transpose(step.layer, ys[0] if len(ys) == 1 else ys, ctx)
             if not isinstance(xs, (list, tuple)):
                 xs = [xs]
             if len(xs) != len(step.input_keys):

@@ -1,0 +1,31 @@
+"""The built-in reverse rules, one module per layer family (DESIGN §1).
+
+Each module registers its rules in ``keras_reversible.registry`` next to
+their definitions; importing this package (done by ``import
+keras_reversible``) registers them all.
+
+* ``weights``: Dense, Conv*, Conv*Transpose, DepthwiseConv*, SeparableConv*.
+* ``pooling``: average / max pooling, global pooling, up-sampling.
+* ``shape``: Flatten, Reshape, Permute, ZeroPadding*, Cropping*.
+* ``merge``: Add, Subtract, Average, Concatenate.
+* ``normalization``: BatchNormalization's range op; Layer/Group/Unit
+  normalization as pointwise.
+* ``activations``: activation layers as pointwise.
+* ``preprocessing``: Rescaling and Normalization inverses.
+* ``identity``: Dropout and friends.
+"""
+
+from keras_reversible.rules import (  # noqa: F401  (registers the rules)
+    activations,
+    identity,
+    merge,
+    normalization,
+    pooling,
+    preprocessing,
+    shape,
+    weights,
+)
+
+# TRANSITIONAL, remove at the issue-17 merge: model.py still reaches the
+# registry through this package (`rules.rule_for`, `rules.ReverseContext`).
+from keras_reversible.registry import ReverseContext, rule_for  # noqa: F401,E402
