@@ -88,22 +88,27 @@ class ReversalConfig:
 
     Attributes:
         depth: ``s``, how many constrained points, counted from the input,
-            enter the racecar loss; None for all on the reverse path, 0
-            trains without the reverse pass.
-        racecar_weight: ``λ``: a float, or a tuple of one float per
-            constrained point (a list is stored as a tuple).
+            enter the racecar loss; None (default) for all on the reverse
+            path, 0 trains without the reverse pass.
+        racecar_weight: ``λ``: a float, or one float per constrained point
+            (length ``depth``; stored as a tuple). Default 1.0.
         reverse_from: name of the layer whose output starts the reverse pass
-            (``I_r``); None for the network output.
-        input_range: range op applied to ``L'_1``: None (identity), an
-            activation name or a callable.
-        reduction: ``"mean"`` or ``"l2_loss"`` (see ``keras_reversible.losses``).
-        latent_generation: RNL latent feature generation: None/False (off),
-            True, a dict of ``LatentGeneration`` fields or a
+            (``I_r``); None (default) for the network output. Layers after
+            it (the head) get no gradient from the racecar loss.
+        input_range: range op applied to ``L'_1``: None (identity, default),
+            an activation name (``"relu"`` for images in [0, 1], ``"tanh"``)
+            or a callable.
+        reduction: ``"mean"`` (default: mean of squares, scale-free) or
+            ``"l2_loss"`` (the official racecar code's ``tf.nn.l2_loss``,
+            needed for the papers' λ values to carry over); see
+            ``keras_reversible.losses``.
+        latent_generation: RNL latent feature generation (RN eq. 8): None
+            (off, default), True, a dict of ``LatentGeneration`` fields or a
             ``LatentGeneration``.
-        max_pool_reverse: ``"upsample"`` (paper: nearest ×stride) or
-            ``"unpool"`` (exact transpose: to the arg-max positions).
-        upsample_reverse: ``"max_pool"`` (paper, racecar table 13) or
-            ``"transpose"`` (exact transpose of the up-sampling).
+        max_pool_reverse: ``"upsample"`` (default, paper: nearest ×stride)
+            or ``"unpool"`` (exact transpose: to the arg-max positions).
+        upsample_reverse: ``"max_pool"`` (default, paper, racecar table 13)
+            or ``"transpose"`` (exact transpose of the up-sampling).
 
     Raises:
         ValueError: a value out of range, naming the setting.

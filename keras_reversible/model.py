@@ -1,9 +1,8 @@
 """``ReversibleModel``: a functional Keras model trained with its reverse pass."""
 
+import numbers
 import os
 import warnings
-
-import numbers
 
 import keras
 import tensorflow as tf
@@ -30,13 +29,14 @@ class ReversibleModel(keras.Model):
     ``keras_reversible.rules``). After each transposed weight layer ``m`` the
     *range ops* of its input ``L_m`` (BatchNormalization and activation of
     layer ``m − 1``) are re-applied forward, so ``L'_m`` lives in the range
-    of ``L_m``. At ``L_1`` the ``input_range`` op is applied.
+    of ``L_m``. At ``L_1`` the ``input_range`` op is applied. The reverse
+    pass is the public ``reverse_program`` (``keras_reversible.ReverseProgram``).
 
     Training adds the racecar loss ``Σ_{m≤s} λ_m D(L_m, L'_m)`` (and RNL
     latent generation when enabled) to the compiled task loss. ``fit``
     reports every term: ``loss = task_loss + racecar_loss [+ latent_loss]
     [+ ortho_loss] [+ regularization_loss]``. A term whose weight is 0 is not
-    computed and reports 0.
+    computed and reports 0 (``keras_reversible.terms``).
 
     Reverse BatchNormalization uses the forward layer's γ/β. In training it
     normalises the reverse signal with that signal's own batch statistics and
@@ -47,38 +47,17 @@ class ReversibleModel(keras.Model):
     the reverse pass (λ = 0) has untrained reverse statistics: call
     ``calibrate_reverse_statistics`` before reconstructing in inference mode.
 
-    The reversal settings are keyword-only; their defaults and validation
-    live in ``keras_reversible.ReversalConfig`` (``reversal_config``). The
-    reverse pass itself is the public ``reverse_program``
-    (``keras_reversible.ReverseProgram``); the loss terms are
-    ``keras_reversible.terms``.
-
     Args:
         inputs: functional inputs, as for ``keras.Model``.
         outputs: functional outputs.
         name: model name.
-        depth: ``s``, how many constrained points, counted from the input,
-            enter the racecar loss; default all on the reverse path. 0
-            trains without the reverse pass.
-        racecar_weight: ``λ``: a float, or one float per constrained point
-            (length ``depth``). Default 1.0.
-        reverse_from: name of the layer whose output starts the reverse pass
-            (``I_r``); default the network output. Layers after it (the head)
-            get no gradient from the racecar loss.
-        input_range: range op applied to ``L'_1``: None (identity, default),
-            an activation name (``"relu"`` for images in [0, 1], ``"tanh"``)
-            or a callable.
-        reduction: ``"mean"`` (default: mean of squares, scale-free) or
-            ``"l2_loss"`` (the official racecar code's ``tf.nn.l2_loss``,
-            needed for the papers' λ values to carry over).
-        latent_generation: RNL latent feature generation (RN eq. 8): None
-            (off, default), True, a dict of ``LatentGeneration`` fields.
-        max_pool_reverse: ``"upsample"`` (paper: nearest ×stride) or
-            ``"unpool"`` (exact transpose: to the arg-max positions).
-        upsample_reverse: ``"max_pool"`` (paper, racecar table 13) or
-            ``"transpose"`` (exact transpose of the up-sampling).
-        trainable: passed to ``keras.Model`` (a functional model ignores
-            its other keywords, so they are refused).
+        **kwargs: the reversal settings, keyword-only: ``depth``,
+            ``racecar_weight``, ``reverse_from``, ``input_range``,
+            ``reduction``, ``latent_generation``, ``max_pool_reverse``,
+            ``upsample_reverse`` (``keras_reversible.ReversalConfig`` defines
+            each one and its default; ``reversal_config`` holds them), and
+            ``trainable`` for ``keras.Model`` (a functional model ignores its
+            other keywords, so they are refused).
 
     Raises:
         ValueError: a bad setting, or a layer without a reverse rule
@@ -526,6 +505,7 @@ class ReversibleModel(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), **self._config.get_config()}
+
 
 def make_reversible(model, **settings):
     """Wraps a functional or Sequential Keras model as a ``ReversibleModel``.
