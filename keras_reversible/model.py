@@ -305,12 +305,8 @@ class ReversibleModel(keras.Model):
         inputs_lib.check_bool(training, "training", where)
         training = bool(training)
         depth = self.depth if depth is None else depth
-        if isinstance(depth, bool) or not isinstance(depth, numbers.Integral):
-            raise TypeError(f"{where}: depth must be an int or None, got "
-                            f"{type(depth).__name__}: {depth!r}.")
-        if not 0 <= depth <= self.num_constrained:
-            raise ValueError(f"{where}: depth must be in [0, {self.num_constrained}], got {depth}.")
         program = self._program
+        program.check_depth(depth, where)
         if depth == 0:
             inputs_lib.check_batch_size(batch_size, where)
             if not isinstance(x, tf.data.Dataset):
@@ -323,28 +319,18 @@ class ReversibleModel(keras.Model):
     def calibrate_reverse_statistics(self, x, batch_size=256):
         """Sets the reverse BN moving statistics to their averages over ``x``.
 
-        A "precise BN" pass for the reverse pass: the forward runs in
-        inference mode (the forward layers' statistics are untouched), the
-        reverse pass normalises each batch with its own statistics, and each
-        reverse BatchNormalization's moving mean and variance become the mean
-        of the per-batch values. Use it after training with λ = 0 (the
-        reverse statistics were never updated) or to replace the exponential
-        averages of training by exact ones before measuring reconstructions.
-
-        ``x`` must be finite (as in ``fit``), and so must the statistics it
-        gives (a float16 overflow is refused): otherwise nothing is stored
-        and the previous statistics stay as they were.
+        A "precise BN" pass for the reverse pass (``ReverseProgram.calibrate``
+        says how): use it after training with λ = 0 (the reverse statistics
+        were never updated) or to replace the exponential averages of
+        training by exact ones before measuring reconstructions. On any
+        error the previous statistics are kept.
 
         Args:
-            x: input array(s) structured like the model inputs, or a
-                ``tf.data.Dataset`` of batches of them (or of ``(x, y)``
-                tuples, whose ``x`` is used).
+            x: input array(s), or a ``tf.data.Dataset`` (as for ``reconstruct``).
             batch_size: batch size for arrays (a positive int).
 
         Returns:
-            The number of batches averaged (0 when the reverse pass has no
-            BatchNormalization; ``x`` is checked all the same, a dataset's
-            batches only when there are statistics to compute).
+            The number of batches averaged (0 without reverse BatchNormalization).
 
         Raises:
             ValueError: ``x`` does not fit the model's inputs or is empty,
@@ -362,22 +348,16 @@ class ReversibleModel(keras.Model):
     def generate_latent(self, x, batch_size=256, step=0):
         """RNL latent feature generation on ``x``, for inspection (RN fig. 3b).
 
-        Runs the steps of RN algorithm 1 that the latent loss uses during
-        training, with the model's ``latent_generation`` settings (the
-        ``LatentGeneration`` defaults when it is off): the output ``o``,
-        ``tr(o)``, the generated latent feature ``α̂`` (one tied step back
-        through the last weight layer), ``ô`` (the last layer run forward on
-        ``α̂``) and, when the reverse pass starts at the network output, the
-        reconstructions of ``o`` and of ``tr(o)`` in input space: the latter
-        is the reverse pass continued from ``α̂`` down to the input.
+        Runs the steps of RN algorithm 1 that the latent loss uses in
+        training (``ReverseProgram.latent_features``), with the model's
+        ``latent_generation`` settings (the ``LatentGeneration`` defaults
+        when it is off).
 
         Args:
-            x: input batch, structured like the model inputs, or a
-                ``tf.data.Dataset`` (as for ``reconstruct``).
+            x: input batch, or a ``tf.data.Dataset`` (as for ``reconstruct``).
             batch_size: batch size for arrays (a positive int).
             step: the training step (an int >= 0) whose random entry
-                choice ``tr`` uses (during training the seed is ``(seed,
-                optimizer step)``).
+                choice ``tr`` uses.
 
         Returns:
             dict of numpy arrays: ``output`` (o), ``transformed`` (tr(o)),

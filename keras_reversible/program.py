@@ -12,6 +12,7 @@ a flat program), then this module (how the model runs it), then
 """
 
 import difflib
+import numbers
 
 import keras
 import numpy as np
@@ -153,6 +154,14 @@ class ReverseProgram:
         """Whether the reverse pass starts at the (first) network output."""
         return graph_lib.key(self.graph.start) == graph_lib.key(self._outputs[0])
 
+    def check_depth(self, depth, where):
+        """Raises unless ``depth`` is an int in ``[0, num_constrained]``."""
+        if isinstance(depth, bool) or not isinstance(depth, numbers.Integral):
+            raise TypeError(f"{where}: depth must be an int or None, got "
+                            f"{type(depth).__name__}: {depth!r}.")
+        if not 0 <= depth <= self.num_constrained:
+            raise ValueError(f"{where}: depth must be in [0, {self.num_constrained}], got {depth}.")
+
     def describe(self):
         """A readable listing: layers, rules, constrained points, range ops."""
         return self.graph.describe()
@@ -219,10 +228,33 @@ class ReverseProgram:
     def calibrate(self, x, batch_size=256, where="calibrate_reverse_statistics"):
         """Sets the reverse BN statistics to their averages over ``x``.
 
-        See ``ReversibleModel.calibrate_reverse_statistics``, which calls it.
+        A "precise BN" pass for the reverse pass: the forward runs in
+        inference mode (the forward layers' statistics are untouched), the
+        reverse pass normalises each batch with its own statistics, and each
+        reverse BatchNormalization's moving mean and variance become the mean
+        of the per-batch values. Use it after training with λ = 0 (the
+        reverse statistics were never updated) or to replace the exponential
+        averages of training by exact ones before measuring reconstructions.
+
+        ``x`` must be finite (as in ``fit``), and so must the statistics it
+        gives (a float16 overflow is refused): otherwise nothing is stored
+        and the previous statistics stay as they were.
+
+        Args:
+            x: input array(s) structured like the model inputs, or a
+                ``tf.data.Dataset`` of batches of them (or of ``(x, y)``
+                tuples, whose ``x`` is used).
+            batch_size: batch size for arrays (a positive int).
+            where: the public method, for the messages.
 
         Returns:
-            The number of batches averaged.
+            The number of batches averaged (0 when the reverse pass has no
+            BatchNormalization; ``x`` is checked all the same, a dataset's
+            batches only when there are statistics to compute).
+
+        Raises:
+            ValueError: ``x`` does not fit the model's inputs or is empty,
+                holds NaN or Inf, or gives non-finite statistics.
         """
         stats = self.statistics
         batches = self.inputs.batches(x, batch_size, where)
@@ -331,6 +363,19 @@ class ReverseProgram:
 
     def latent_features(self, x, settings, step):
         """RN algorithm 1's quantities on ``x`` in inference mode, for inspection.
+
+        The steps the latent loss runs in training: the output ``o``,
+        ``tr(o)``, the generated latent feature ``α̂`` (one tied step back
+        through the last weight layer), ``ô`` (the last layer run forward on
+        ``α̂``) and, when the reverse pass starts at the network output, the
+        reconstructions of ``o`` and of ``tr(o)`` in input space: the latter
+        is the reverse pass continued from ``α̂`` down to the input.
+
+        Args:
+            x: input batch, structured like the model inputs.
+            settings: a ``losses.LatentGeneration``.
+            step: the training step (an int) whose random entry choice
+                ``tr`` uses (in training the seed is ``(seed, optimizer step)``).
 
         Returns:
             dict of tensors: ``output`` (o), ``transformed`` (tr(o)),
