@@ -117,6 +117,8 @@ class ReversalConfig:
     Example:
 
     ```python
+    import keras_reversible as kr
+
     config = kr.ReversalConfig(depth=3, racecar_weight=[1e-3, 1e-4, 1e-5])
     config.lambdas(num_constrained=4)   # [0.001, 0.0001, 1e-05]
     ```

@@ -60,9 +60,14 @@ class ModelInputs:
     Example:
 
     ```python
-    inputs = ModelInputs(keras.tree.flatten(model.inputs), model.inputs, model.name)
+    import keras
+    import numpy as np
+    from keras_reversible.inputs import ModelInputs
+
+    model_inputs = keras.Input((3,))
+    inputs = ModelInputs([model_inputs], model_inputs, "m")
     fn = inputs.function("double", lambda x: 2.0 * x)
-    doubled = inputs.map(fn, x, batch_size=32, where="double")
+    doubled = inputs.map(fn, np.ones((5, 3)), batch_size=2, where="double")  # (5, 3)
     ```
     """
 

@@ -12,8 +12,7 @@ from keras_reversible import graph as graph_lib
 from keras_reversible import inputs as inputs_lib
 from keras_reversible import losses
 from keras_reversible import terms as terms_lib
-from keras_reversible.config import (  # noqa: F401  (the zoo imports these from here)
-    MODEL_KEYWORDS, SETTINGS, ReversalConfig, check_keywords)
+from keras_reversible.config import MODEL_KEYWORDS, SETTINGS, ReversalConfig, check_keywords
 from keras_reversible.program import ReverseProgram
 
 

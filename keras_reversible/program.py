@@ -98,11 +98,20 @@ class ReverseProgram:
     Example:
 
     ```python
-    program = model.reverse_program
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    import keras_reversible as kr
+
+    inputs = keras.Input((8, 8, 1))
+    h = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    outputs = keras.layers.Dense(3)(keras.layers.Flatten()(h))
+    program = kr.ReversibleModel(inputs, outputs).reverse_program
+    x = np.random.rand(2, 8, 8, 1).astype("float32")
     y_pred, taps = program.forward(x, training=False)   # taps: key -> tensor
     back = program.reverse(taps, training=False)        # key -> L'
     x_regen = program.reconstruct(x)                    # L'_1, shaped like x
-    for l, l_rev in program.pairs(x, depth=2):          # (L_1, L'_1), (L_2, L'_2)
+    for l, l_rev in program.pairs(x):                   # (L_1, L'_1), (L_2, L'_2)
         print(float(tf.reduce_mean(tf.square(l - l_rev))))
     ```
     """
