@@ -41,6 +41,7 @@ TASK_LOSS = {
     "racecar_cifar_vgg": LOGITS,
     "racecar_mi_net": LOGITS,
     "racecar_mnist_cnn": LOGITS,
+    "reversible_cifar_resnet": PROBS,
     "reversible_densenet40": PROBS,
     "reversible_resnet18": PROBS,
     "reversible_vgg19": PROBS,
@@ -82,6 +83,8 @@ EXACT_PARAMETERS = {
     "racecar_mnist_cnn": 38_645,
     "racecar_cifar_vgg": 39_979_338,
     "rn_baseline": 1_323_562,
+    # ResNet-20, option A: formula in tests/test_cifar_resnet.py.
+    "reversible_cifar_resnet": 271_098,
     "smoke_generator": 873_217,
     "smoke_discriminator": 2_127_777,
     # keras.applications.VGG19 at 224×224×3, 1000 classes (racecar §5.4).
@@ -123,7 +126,7 @@ def _finite(history):
 def test_list_models_lists_every_constructor():
     assert zoo.list_models() == sorted([
         "racecar_cifar_vgg", "racecar_mi_net", "racecar_mnist_cnn",
-        "reversible_densenet40", "reversible_resnet18", "reversible_vgg19",
+        "reversible_cifar_resnet", "reversible_densenet40", "reversible_resnet18", "reversible_vgg19",
         "rn_baseline", "smoke_discriminator", "smoke_generator",
     ])
     for name in zoo.list_models():

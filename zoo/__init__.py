@@ -13,6 +13,7 @@ model = zoo.get("racecar_mnist_cnn", depth=3)
 ```
 """
 
+from zoo.cifar_resnet import reversible_cifar_resnet
 from zoo.densenet import reversible_densenet40
 from zoo.racecar import racecar_mi_net, racecar_mnist_cnn
 from zoo.racecar_vgg import racecar_cifar_vgg
@@ -25,6 +26,6 @@ from zoo.vgg import reversible_vgg19
 __all__ = [
     "ModelInfo", "get", "info", "list_models",
     "racecar_cifar_vgg", "racecar_mi_net", "racecar_mnist_cnn",
-    "reversible_densenet40", "reversible_resnet18", "reversible_vgg19",
+    "reversible_cifar_resnet", "reversible_densenet40", "reversible_resnet18", "reversible_vgg19",
     "rn_baseline", "smoke_discriminator", "smoke_generator",
 ]

@@ -29,7 +29,9 @@ def _basic_block(x, filters, strides, name):
     return L.ReLU(name=f"{name}_out")(y)
 
 
-@register("RN", "table 2 (He et al. 2016, ResNet-18)", **RN_DEFAULTS, reverse_from="output (o)")
+@register("RN", "table 2 (He et al. 2016, ResNet-18; the 1.7 M of table 2's \"ResNet 1.7M\" "
+                "row is `reversible_cifar_resnet(depth=110)`)",
+          **RN_DEFAULTS, reverse_from="output (o)")
 def reversible_resnet18(num_classes=10, input_shape=(32, 32, 3), **reversal):
     """ResNet-18: BasicBlocks [2, 2, 2, 2] with 64, 128, 256, 512 filters.
 
@@ -45,7 +47,8 @@ def reversible_resnet18(num_classes=10, input_shape=(32, 32, 3), **reversal):
 
     RN table 2 lists "ResNet 1.7M" parameters, which is not ResNet-18
     (≈ 11.2 M; 1.7 M is the size of the CIFAR ResNet-110 of He et al.);
-    the paper's text says ResNet-18, which is what this builds.
+    the paper's text says ResNet-18, which is what this builds. The 1.7 M
+    network is ``zoo.reversible_cifar_resnet(depth=110)``.
 
     Reversal defaults (RN): the reverse pass starts at the softmax output
     ``o``, goes back through the classifier, every residual ``Add`` (copy to
