@@ -178,8 +178,8 @@ def flop_counts(base):
         return base(x, training=False)
 
     def forward_and_reverse(x):
-        _, taps = base._forward(x, False)
-        return base._reverse(taps, False)
+        _, taps = base.reverse_program.forward(x, False)
+        return base.reverse_program.reverse(taps, False)
 
     f_forward = benchmark.float_ops(forward, spec)
     f_reverse = benchmark.float_ops(forward_and_reverse, spec) - f_forward

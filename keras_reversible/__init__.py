@@ -5,9 +5,11 @@ learning) and racecar training. See ``ReversibleModel`` and
 ``make_reversible``.
 """
 
-from keras_reversible import callbacks, information, losses, registry, regularizers, rules
+from keras_reversible import callbacks, information, losses, registry, regularizers, rules, terms
+from keras_reversible.config import ReversalConfig
 from keras_reversible.losses import LatentGeneration
 from keras_reversible.model import ReversibleModel, make_reversible
+from keras_reversible.program import ReverseProgram
 from keras_reversible.regularizers import SRIP
 from keras_reversible.registry import UnsupportedLayerError, register_reverse_rule
 
@@ -17,6 +19,8 @@ __all__ = [
     "LatentGeneration",
     "callbacks",
     "information",
+    "ReversalConfig",
+    "ReverseProgram",
     "ReversibleModel",
     "SRIP",
     "UnsupportedLayerError",
@@ -26,4 +30,5 @@ __all__ = [
     "registry",
     "regularizers",
     "rules",
+    "terms",
 ]

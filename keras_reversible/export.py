@@ -35,43 +35,29 @@ import tempfile
 import time
 
 import keras
-import tensorflow as tf
-
-from keras_reversible import graph as graph_lib
 
 ENDPOINTS = ("serve", "reconstruct", "reverse_activations")
 
 
-def _input_signature(model):
-    return [keras.tree.map_structure(
-        lambda t: tf.TensorSpec(t.shape, t.dtype, name=t.name), model._inputs_struct)]
-
-
 def _endpoints(model):
     """The three endpoint functions, each taking the model's input structure."""
-    n_inputs = len(keras.tree.flatten(model.inputs))
-    keys = model._rev.reverse.constrained
+    program = model.reverse_program
 
     def serve(x):
         return model(x, training=False)
 
     def reconstruct(x):
-        _, taps = model._forward(x, False)
-        rev = model._reverse(taps, False)
-        out = [rev[graph_lib.key(t)] for t in keras.tree.flatten(model.inputs)]
-        return out[0] if n_inputs == 1 else out
+        return program.reconstruct(x, training=False)
 
     def reverse_activations(x):
-        _, taps = model._forward(x, False)
-        rev = model._reverse(taps, False)
         pairs = {}
-        for m, k in enumerate(keys, start=1):
-            pairs[f"forward_{m}"] = taps[k]
-            pairs[f"reverse_{m}"] = rev[k]
+        for m, (forward, reverse) in enumerate(program.pairs(x), start=1):
+            pairs[f"forward_{m}"] = forward
+            pairs[f"reverse_{m}"] = reverse
         return pairs
 
     fns = {"serve": serve, "reconstruct": reconstruct}
-    if keys:
+    if program.num_constrained:
         fns["reverse_activations"] = reverse_activations
     return fns
 
@@ -246,7 +232,8 @@ def export_saved_model(model, filepath, *, overwrite=False, verbose=None, input_
     path = os.path.abspath(os.fspath(filepath))
     remove_stale_temps(path)
     check_overwrite(filepath, overwrite)
-    archive, names = _build_archive(model, input_signature or _input_signature(model))
+    signature = input_signature or [model.reverse_program.inputs.specs(free_batch=False, named=True)]
+    archive, names = _build_archive(model, signature)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = temp_sibling(path)
     old = None

@@ -106,12 +106,6 @@ class ReverseRule:
             raise ValueError(f"A {self.kind!r} rule has a range op iff its kind is "
                              "'pointwise'.")
 
-    @property
-    def fn(self):
-        # TRANSITIONAL, remove at the issue-17 merge: model.py's RNL latent
-        # head still calls `head["rule"].fn(...)` (a weight rule's transpose).
-        return self.transpose
-
 
 @dataclasses.dataclass
 class ReverseContext:

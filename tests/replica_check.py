@@ -130,7 +130,7 @@ def reverse_statistics_check(mirrored, rng):
                       keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x = rng.uniform(size=(GLOBAL_BATCH, 8, 8, 2)).astype("float32")
     y = rng.integers(0, CLASSES, GLOBAL_BATCH)
-    stats = model._reverse_statistics.variables
+    stats = model.reverse_statistics
     before = [v.numpy() for v in stats]
     model.fit(x, y, batch_size=GLOBAL_BATCH, epochs=1, verbose=0)
     per_replica = [[r.numpy() for r in v.value.values] for v in stats]

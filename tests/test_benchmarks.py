@@ -144,13 +144,13 @@ def test_fit_traces_the_step_once_per_batch_shape():
     model = zoo.racecar_mnist_cnn()
     model.compile(keras.optimizers.SGD(0.0), CE)
     traces = []
-    loss_terms = model._loss_terms
+    loss_terms = model.compute_loss_terms
 
     def counted(*args, **kwargs):
         traces.append(1)
         return loss_terms(*args, **kwargs)
 
-    model._loss_terms = counted
+    model.compute_loss_terms = counted
     x = np.zeros((40, 28, 28, 1), np.float32)
     y = np.zeros(40, np.int32)
     model.fit(x, y, batch_size=16, epochs=3, verbose=0)  # 9 steps: batches of 16, 16, 8

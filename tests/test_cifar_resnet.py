@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import keras_reversible as kr
 import zoo
-from keras_reversible import rules
+from keras_reversible import registry
 from zoo import cifar_resnet
 
 L = keras.layers
@@ -124,8 +124,8 @@ def test_option_a_shortcut_dot_product_identity():
     y = tf.constant(RNG.normal(size=sx.shape), tf.float32)
     back = y
     for layer, shape in zip(reversed(shortcut_layers), reversed(shapes)):
-        ctx = rules.ReverseContext([(None, *shape[1:])])
-        back = rules.rule_for(layer).fn(layer, back, ctx)
+        ctx = registry.ReverseContext([(None, *shape[1:])])
+        back = registry.rule_for(layer).transpose(layer, back, ctx)
     assert back.shape == x.shape
     lhs = float(tf.reduce_sum(tf.cast(sx, tf.float64) * tf.cast(y, tf.float64)))
     rhs = float(tf.reduce_sum(tf.cast(x, tf.float64) * tf.cast(back, tf.float64)))

@@ -41,7 +41,7 @@ def _bn_model(**settings):
 
 def _gradients(model, x, y, term):
     with tf.GradientTape() as tape:
-        _, terms = model._loss_terms(x, y, None, training=True)
+        _, terms = model.compute_loss_terms(x, y, None, training=True)
         value = terms[term] if term != "total" else tf.add_n([t for t in terms.values() if t is not None])
     grads = tape.gradient(value, model.trainable_weights)
     return {v.path: g for v, g in zip(model.trainable_weights, grads)}
@@ -148,7 +148,7 @@ def test_racecar_loss_value(reduction):
     model = zoo.racecar_mnist_cnn(racecar_weight=lambdas, reduction=reduction)
     model.compile("sgd", CE)
     x, y = _data(4)
-    _, terms = model._loss_terms(x, y, None, training=False)
+    _, terms = model.compute_loss_terms(x, y, None, training=False)
     pairs = model.reverse_activations(x)
     want = 0.0
     for lam, (f, r) in zip(lambdas, pairs):
@@ -179,13 +179,13 @@ def test_reverse_batch_norm_never_updates_moving_statistics():
     bn = model.get_layer("bn1")
     model.compile("sgd", CE)
     before = bn.moving_mean.numpy().copy()
-    model._forward(x, training=True)  # one forward update, for reference
+    model.reverse_program.forward(x, training=True)  # one forward update, for reference
     after_forward = bn.moving_mean.numpy().copy()
     assert not np.allclose(before, after_forward)
     model.reconstruct(x, training=True)  # forward (updates) + reverse (must not)
     bn.moving_mean.assign(after_forward)
-    _, taps = model._forward(x, training=False)
-    model._reverse(taps, training=True)
+    _, taps = model.reverse_program.forward(x, training=False)
+    model.reverse_program.reverse(taps, training=True)
     np.testing.assert_array_equal(bn.moving_mean.numpy(), after_forward)
 
 

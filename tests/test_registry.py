@@ -33,7 +33,7 @@ def test_register_custom_rule_and_lookup_by_subclass():
     assert registry.rule_for(model.layers[1]).kind == "weight"  # found through the MRO
     x = tf.constant(RNG.normal(size=(2, 5, 5, 1)), tf.float32)
     y = tf.constant(RNG.normal(size=(2, 5, 5, 2)), tf.float32)
-    graph = model._rev.reverse
+    graph = model.reverse_program.graph
     back = graph.run(y, {}, training=False)[graph.input_keys[0]]
     assert _dot(model(x), y) == pytest.approx(_dot(x, back), rel=1e-4)
 

@@ -59,8 +59,8 @@ def test_fit_updates_reverse_statistics_and_not_the_forward_ones():
     forward = [layer.moving_mean for layer in model.layers if isinstance(layer, L.BatchNormalization)]
     forward_before = _values(forward)
     reverse_before = _values(model.reverse_statistics)
-    _, taps = model._forward(x, False)
-    model._reverse(taps, True)
+    _, taps = model.reverse_program.forward(x, False)
+    model.reverse_program.reverse(taps, True)
     np.testing.assert_array_equal(np.concatenate(forward_before), np.concatenate(_values(forward)))
     assert all(np.any(a != b) for a, b in zip(reverse_before, _values(model.reverse_statistics)))
 

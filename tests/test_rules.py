@@ -337,7 +337,7 @@ def test_whole_graph_reverse_is_the_transpose(name, build):
     x = tf.constant(RNG.normal(size=(2, 6, 6, 2)), tf.float32)
     ax = model(x)
     y = tf.constant(RNG.normal(size=ax.shape), tf.float32)
-    graph = model._rev.reverse
+    graph = model.reverse_program.graph
     back = graph.run(y, {}, training=False)[graph.input_keys[0]]
     assert _dot(ax, y) == pytest.approx(_dot(x, back), rel=1e-4)
 

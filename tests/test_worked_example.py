@@ -82,7 +82,7 @@ def test_separate_pointwise_layers_are_applied_once():
 
     bn = model.get_layer("bn")
     mean, var = (v.numpy() for v in model.reverse_statistics)
-    l3, l2 = [model._forward(x, False)[1][k].numpy() for k in model._rev.reverse.constrained[2:0:-1]]
+    l3, l2 = [forward.numpy() for forward, _ in model.reverse_program.pairs(x)[2:0:-1]]
     y = model(x).numpy()
     (k3, b3), (k2, b2), (k1, b1) = w("d3"), w("d2"), w("d1")
     r3 = lrelu((y - b3) @ k3.T)

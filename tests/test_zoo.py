@@ -167,7 +167,7 @@ def test_forward_reverse_train_gradients_and_round_trip(name, tmp_path):
     # before training: one SGD step on 2 samples can saturate a classifier).
     with tf.GradientTape() as tape:
         if isinstance(model, kr.ReversibleModel):
-            _, terms = model._loss_terms(x, y, None, training=True)
+            _, terms = model.compute_loss_terms(x, y, None, training=True)
             total = tf.add_n([t for t in terms.values() if t is not None])
         else:
             total = TASK_LOSS[name](y, model(x, training=True))

@@ -25,7 +25,3 @@ from keras_reversible.rules import (  # noqa: F401  (registers the rules)
     shape,
     weights,
 )
-
-# TRANSITIONAL, remove at the issue-17 merge: model.py still reaches the
-# registry through this package (`rules.rule_for`, `rules.ReverseContext`).
-from keras_reversible.registry import ReverseContext, rule_for  # noqa: F401,E402
