@@ -81,8 +81,11 @@ class ReconstructionImages(keras.callbacks.Callback):
     Example:
 
     ```python
-    callback = kr.callbacks.ReconstructionImages(x_test[:8], "runs/mnist/images", every=5)
-    model.fit(train, epochs=20, callbacks=[callback])
+    model = zoo.racecar_mnist_cnn()
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.random.default_rng(0).uniform(size=(32, 28, 28, 1)).astype("float32")
+    callback = kr.callbacks.ReconstructionImages(x[:8], "runs/mnist/images", every=1)
+    model.fit(x, np.arange(32) % 10, epochs=1, verbose=0, callbacks=[callback])
     ```
     """
 

@@ -60,6 +60,7 @@ def mutual_information(activations, labels, num_bins=30, value_range=(-1.0, 1.0)
     Example:
 
     ```python
+    from keras_reversible.information import mutual_information
     x = np.random.rand(100, 3)
     i_xt, i_ty = mutual_information(x, (x[:, 0] > 0.5).astype(int), value_range=(0, 1))
     ```
@@ -139,8 +140,11 @@ class InformationPlane(keras.callbacks.Callback):
     Example:
 
     ```python
-    plane = kr.information.InformationPlane(x_all, y_all, every=10)
-    model.fit(x, y, epochs=100, callbacks=[plane])
+    (x, y), _ = kr.data.load_mi_sphere(seed=0)
+    model = zoo.racecar_mi_net()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    plane = kr.information.InformationPlane(x, y, every=1)
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[plane])
     plane.history[-1]["layers"]  # [[I(X;L1), I(L1;Y)], ...]
     ```
     """

@@ -240,6 +240,9 @@ class ReversibleModel(keras.Model):
         Example:
 
         ```python
+        model = zoo.smoke_generator()
+        x = np.random.default_rng(0).uniform(size=(2, 16, 16, 1)).astype("float32")
+        y = np.random.default_rng(1).uniform(size=(2, 64, 64, 1)).astype("float32")
         with tf.GradientTape() as tape:
             y_pred, racecar = model.call_with_racecar_loss(x, training=True)
             loss = tf.reduce_mean((y_pred - y) ** 2) + racecar
@@ -338,8 +341,10 @@ class ReversibleModel(keras.Model):
         Example:
 
         ```python
-        model.calibrate_reverse_statistics(x_train[:2048])
-        x_bar = model.reconstruct(x_test)
+        model = zoo.reversible_resnet18(depth=0)  # trained without the reverse pass
+        x = np.random.default_rng(0).uniform(size=(16, 32, 32, 3)).astype("float32")
+        model.calibrate_reverse_statistics(x, batch_size=8)
+        x_bar = model.reconstruct(x)
         ```
         """
         return self._program.calibrate(x, batch_size)
@@ -367,10 +372,10 @@ class ReversibleModel(keras.Model):
         Example:
 
         ```python
-        import zoo
         model = zoo.rn_baseline(latent_generation={"num_entries": 2})
-        g = model.generate_latent(x)       # x: (n, 32, 32, 3)
-        g["latent"].shape                  # (n, 256): α̂, the input of fc2
+        x = np.random.default_rng(0).uniform(size=(4, 32, 32, 3)).astype("float32")
+        g = model.generate_latent(x)
+        g["latent"].shape                  # (4, 256): α̂, the input of fc2
         ```
         """
         if isinstance(step, bool) or not isinstance(step, numbers.Integral):
@@ -403,8 +408,9 @@ class ReversibleModel(keras.Model):
         Example:
 
         ```python
-        phase_two = model.to_standard(keep_regularizers=False)
-        phase_two.compile("adam", "sparse_categorical_crossentropy")
+        model = zoo.racecar_mnist_cnn()
+        phase_two = model.to_standard(keep_regularizers=False)  # a plain keras.Model
+        phase_two.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         ```
         """
         plain = keras.Model(self.inputs, self.outputs, name=self.name)
