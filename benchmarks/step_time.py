@@ -50,6 +50,8 @@ import time
 from absl import app, flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# results.json and the environment record come from the examples' plumbing (examples/common).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "examples"))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -57,7 +59,8 @@ import tensorflow as tf  # noqa: E402
 
 import keras_reversible as kr  # noqa: E402
 import zoo  # noqa: E402
-from keras_reversible import benchmark, experiment  # noqa: E402
+import measure  # noqa: E402  (benchmarks/measure.py)
+from common import experiment  # noqa: E402
 
 # CPU-sized inputs: the papers' CIFAR sizes; VGG-19 at 32×32 (its CIFAR layout).
 # In the order measured: small to large.
@@ -181,8 +184,8 @@ def flop_counts(base):
         _, taps = base._forward(x, False)
         return base._reverse(taps, False)
 
-    f_forward = benchmark.float_ops(forward, spec)
-    f_reverse = benchmark.float_ops(forward_and_reverse, spec) - f_forward
+    f_forward = measure.float_ops(forward, spec)
+    f_reverse = measure.float_ops(forward_and_reverse, spec) - f_forward
     return {"forward": f_forward, "reverse": f_reverse,
             "ideal_ratio": (f_forward + f_reverse) / f_forward}
 
@@ -204,7 +207,7 @@ def child_main(name, cfg):
         if variant not in compiled:  # failed, or depth1 of a one-point model
             result[variant] = {"error": errors.get(variant, "no such variant of this model")}
         else:
-            result[variant] = benchmark.step_memory(stepper(compiled[variant], data))
+            result[variant] = measure.step_memory(stepper(compiled[variant], data))
     print("STEP_MEMORY_JSON " + json.dumps(result), flush=True)
 
 
@@ -212,7 +215,7 @@ def measure_memory(name, cfg):
     argv = [os.path.abspath(__file__), f"--child={name}", f"--batch_size={cfg['batch_size']}",
             f"--memory={','.join(cfg['memory'])}"]
     try:
-        out = benchmark.run_child(argv)
+        out = measure.run_child(argv)
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as err:
         out = {v: {"error": str(err)[-500:]} for v in cfg["memory"]}
     for variant, mem in out.items():
@@ -272,7 +275,7 @@ def measure_model(name, cfg):
     for group, suffix in ((plain, ""), (xla if has_xla else {}, "_xla_group")):
         if not group:
             continue
-        medians = benchmark.interleaved_medians(
+        medians = measure.interleaved_medians(
             group, warmup=cfg["warmup"], repeats=cfg["repeats"],
             progress=lambda line: print(f"  {name}{suffix}{line}", flush=True),
         )

@@ -1,4 +1,4 @@
-"""Results files, resumable runs and progress lines of the example scripts."""
+"""examples/common: results files, resumable runs and progress lines of the example scripts."""
 
 import os
 
@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 import zoo
-from keras_reversible import experiment
+from example_support import import_from
+
+experiment = import_from("examples", "common.experiment")
 
 
 def test_atomic_path_leaves_nothing_behind_on_failure(tmp_path):
