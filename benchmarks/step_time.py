@@ -19,7 +19,7 @@ of
 timed in turns after a warm-up (medians), with SGD at learning rate 0 so the
 weights stay the same for every variant and round. Beside each ratio it
 gives the FLOP-ideal ratio racecar ÷ standard counted by TensorFlow's
-profiler (``keras_reversible.benchmark.float_ops``):
+profiler (``measure.float_ops``, ``benchmarks/measure.py``):
 ``(F_forward + F_reverse) / F_forward``, where ``F_forward`` is the model's
 forward pass and ``F_reverse`` the reverse pass (the transposed layers do one
 forward's worth of work per constrained layer); a backward pass costs about
@@ -27,7 +27,7 @@ twice its forward for both, so the step ratio is the forward ratio. Peak
 memory is TensorFlow's own allocator peak while a variant steps, reset
 between variants, measured in one child process per model that uses
 TensorFlow's BFC allocator on CPU (it keeps the statistics;
-``benchmark.step_memory``).
+``measure.step_memory``).
 
 It writes ``results.json`` (every number, the command, the machine, library
 versions), ``table.md`` (the README table) and ``depth.png`` (step time
@@ -59,8 +59,10 @@ import tensorflow as tf  # noqa: E402
 
 import keras_reversible as kr  # noqa: E402
 import zoo  # noqa: E402
+from keras_reversible import files  # noqa: E402
+
 import measure  # noqa: E402  (benchmarks/measure.py)
-from common import experiment  # noqa: E402
+from common import experiment  # noqa: E402  (examples/common/experiment.py)
 
 # CPU-sized inputs: the papers' CIFAR sizes; VGG-19 at 32×32 (its CIFAR layout).
 # In the order measured: small to large.
@@ -388,7 +390,7 @@ def plot_depth(path, results):
     ax.set_title("Racecar step time against depth s (median of interleaved steps; "
                  "×: FLOP-ideal at s = n)", fontsize=10)
     ax.legend(fontsize=7)
-    with experiment.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
     plt.close(fig)
 
@@ -415,7 +417,7 @@ def main(argv):
             write_results(cfg, results, complete=name == cfg["models"][-1])
     table = markdown_table(results)
     print(table)
-    with experiment.atomic_path(os.path.join(FLAGS.out, "table.md")) as tmp:
+    with files.atomic_path(os.path.join(FLAGS.out, "table.md")) as tmp:
         with open(tmp, "w") as f:
             f.write(table + "\n")
     plot_depth(os.path.join(FLAGS.out, "depth.png"), results)

@@ -2,9 +2,13 @@
 
 Every example writes ``results.json`` (its numbers, the command, seeds,
 epochs, library versions) and PNGs under one output folder. Files are written
-atomically (temporary file, then rename), so an interrupted run never leaves
-a half-written file; finished runs are cached so a killed study resumes from
-its last finished model.
+atomically (``keras_reversible.files.atomic_path``: temporary file, then
+rename), so an interrupted run never leaves a half-written file; finished
+runs are cached so a killed study resumes from its last finished model.
+
+Not part of the installed library: the scripts import it from beside
+themselves (``from common import experiment``); the benchmark scripts use its
+``results.json`` helpers too.
 """
 
 import json
