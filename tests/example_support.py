@@ -1,4 +1,4 @@
-"""Running an example script in a subprocess, importing the scripts' helpers, and the checks every script's outputs share."""
+"""Running and importing the example (and benchmark) scripts; the checks their outputs share."""
 
 import importlib
 import pathlib
