@@ -36,6 +36,8 @@ import time
 from absl import app, flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# results.json and the environment record come from the examples' plumbing (examples/common).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "examples"))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -199,7 +201,8 @@ class _Interleave(keras.callbacks.Callback):
 def main(argv):
     del argv
     import zoo
-    from keras_reversible import benchmark, experiment
+    import measure
+    from common import experiment
 
     cfg = dict(PRESETS[FLAGS.preset])
     cfg.update({k: getattr(FLAGS, k) for k in ("steps", "epochs") if getattr(FLAGS, k) is not None})
@@ -245,7 +248,7 @@ def main(argv):
         iterator = iter(tf.data.Dataset.from_tensors((x, y)).repeat())
         steps[f"library_{name}"] = (lambda f=model.train_function, i=iterator: float(f(i)["loss"]))
         steps[f"handwritten_{name}"] = (lambda n=net: float(n.train_step(x, y)[0]))
-    medians = benchmark.interleaved_medians(steps, warmup=2, repeats=cfg["direct_repeats"])
+    medians = measure.interleaved_medians(steps, warmup=2, repeats=cfg["direct_repeats"])
     direct = {k: v * 1000 for k, v in medians["wall"].items()}
     direct_cpu = {k: v * 1000 for k, v in medians["cpu"].items()}
     ratios = {

@@ -19,7 +19,7 @@ of
 timed in turns after a warm-up (medians), with SGD at learning rate 0 so the
 weights stay the same for every variant and round. Beside each ratio it
 gives the FLOP-ideal ratio racecar ÷ standard counted by TensorFlow's
-profiler (``keras_reversible.benchmark.float_ops``):
+profiler (``measure.float_ops``, ``benchmarks/measure.py``):
 ``(F_forward + F_reverse) / F_forward``, where ``F_forward`` is the model's
 forward pass and ``F_reverse`` the reverse pass (the transposed layers do one
 forward's worth of work per constrained layer); a backward pass costs about
@@ -27,7 +27,7 @@ twice its forward for both, so the step ratio is the forward ratio. Peak
 memory is TensorFlow's own allocator peak while a variant steps, reset
 between variants, measured in one child process per model that uses
 TensorFlow's BFC allocator on CPU (it keeps the statistics;
-``benchmark.step_memory``).
+``measure.step_memory``).
 
 It writes ``results.json`` (every number, the command, the machine, library
 versions), ``table.md`` (the README table) and ``depth.png`` (step time
@@ -50,6 +50,8 @@ import time
 from absl import app, flags
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# results.json and the environment record come from the examples' plumbing (examples/common).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "examples"))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -57,7 +59,10 @@ import tensorflow as tf  # noqa: E402
 
 import keras_reversible as kr  # noqa: E402
 import zoo  # noqa: E402
-from keras_reversible import benchmark, experiment  # noqa: E402
+from keras_reversible import files  # noqa: E402
+
+import measure  # noqa: E402  (benchmarks/measure.py)
+from common import experiment  # noqa: E402  (examples/common/experiment.py)
 
 # CPU-sized inputs: the papers' CIFAR sizes; VGG-19 at 32×32 (its CIFAR layout).
 # In the order measured: small to large.
@@ -181,8 +186,8 @@ def flop_counts(base):
         _, taps = base.reverse_program.forward(x, False)
         return base.reverse_program.reverse(taps, False)
 
-    f_forward = benchmark.float_ops(forward, spec)
-    f_reverse = benchmark.float_ops(forward_and_reverse, spec) - f_forward
+    f_forward = measure.float_ops(forward, spec)
+    f_reverse = measure.float_ops(forward_and_reverse, spec) - f_forward
     return {"forward": f_forward, "reverse": f_reverse,
             "ideal_ratio": (f_forward + f_reverse) / f_forward}
 
@@ -204,7 +209,7 @@ def child_main(name, cfg):
         if variant not in compiled:  # failed, or depth1 of a one-point model
             result[variant] = {"error": errors.get(variant, "no such variant of this model")}
         else:
-            result[variant] = benchmark.step_memory(stepper(compiled[variant], data))
+            result[variant] = measure.step_memory(stepper(compiled[variant], data))
     print("STEP_MEMORY_JSON " + json.dumps(result), flush=True)
 
 
@@ -212,7 +217,7 @@ def measure_memory(name, cfg):
     argv = [os.path.abspath(__file__), f"--child={name}", f"--batch_size={cfg['batch_size']}",
             f"--memory={','.join(cfg['memory'])}"]
     try:
-        out = benchmark.run_child(argv)
+        out = measure.run_child(argv)
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as err:
         out = {v: {"error": str(err)[-500:]} for v in cfg["memory"]}
     for variant, mem in out.items():
@@ -272,7 +277,7 @@ def measure_model(name, cfg):
     for group, suffix in ((plain, ""), (xla if has_xla else {}, "_xla_group")):
         if not group:
             continue
-        medians = benchmark.interleaved_medians(
+        medians = measure.interleaved_medians(
             group, warmup=cfg["warmup"], repeats=cfg["repeats"],
             progress=lambda line: print(f"  {name}{suffix}{line}", flush=True),
         )
@@ -385,7 +390,7 @@ def plot_depth(path, results):
     ax.set_title("Racecar step time against depth s (median of interleaved steps; "
                  "×: FLOP-ideal at s = n)", fontsize=10)
     ax.legend(fontsize=7)
-    with experiment.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
     plt.close(fig)
 
@@ -412,7 +417,7 @@ def main(argv):
             write_results(cfg, results, complete=name == cfg["models"][-1])
     table = markdown_table(results)
     print(table)
-    with experiment.atomic_path(os.path.join(FLAGS.out, "table.md")) as tmp:
+    with files.atomic_path(os.path.join(FLAGS.out, "table.md")) as tmp:
         with open(tmp, "w") as f:
             f.write(table + "\n")
     plot_depth(os.path.join(FLAGS.out, "depth.png"), results)

@@ -49,7 +49,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import zoo  # noqa: E402
-from keras_reversible import data, experiment  # noqa: E402
+from keras_reversible import data, files  # noqa: E402
+from common import experiment  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "runs/multi_worker", "Output folder (shared by the workers).")
@@ -202,7 +203,7 @@ def train():
     weights = [np.asarray(w) for w in model.get_weights()]
     out = os.path.join(FLAGS.out, f"worker{worker}")
     os.makedirs(out, exist_ok=True)
-    with experiment.atomic_path(os.path.join(out, "weights.npz")) as tmp:
+    with files.atomic_path(os.path.join(out, "weights.npz")) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, *weights)
     digest = weights_digest(weights)

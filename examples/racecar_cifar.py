@@ -56,7 +56,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import zoo  # noqa: E402
-from keras_reversible import data, experiment  # noqa: E402
+from keras_reversible import data  # noqa: E402
+from common import experiment  # noqa: E402
 
 MODELS = ("Std_A", "RR13_A", "Std_AA", "RR13_AA", "Std_AB", "RR13_AB", "Std_B")
 # Racecar table 5 (5 runs): mean, std of the test accuracy.

@@ -57,7 +57,8 @@ import tensorflow as tf  # noqa: E402
 
 import keras_reversible as kr  # noqa: E402
 import zoo  # noqa: E402
-from keras_reversible import data, experiment, information  # noqa: E402
+from keras_reversible import data, information  # noqa: E402
+from common import experiment  # noqa: E402
 
 PRESETS = {
     # name: epochs of phase I / II (table 8), epochs of Std_B, seeds, evaluation period

@@ -54,7 +54,8 @@ import tensorflow as tf  # noqa: E402
 
 import keras_reversible as kr  # noqa: E402
 import zoo  # noqa: E402
-from keras_reversible import data, experiment  # noqa: E402
+from keras_reversible import data  # noqa: E402
+from common import experiment  # noqa: E402
 from keras_reversible.data.mnist import digits_dataset  # noqa: E402
 
 PRESETS = {

@@ -51,7 +51,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import zoo  # noqa: E402
-from keras_reversible import data, experiment  # noqa: E402
+from keras_reversible import data  # noqa: E402
+from common import experiment  # noqa: E402
 
 MODELS = ("rn_baseline", "reversible_vgg19", "reversible_resnet18", "reversible_densenet40")
 VARIANTS = ("std", "rn", "rnl")

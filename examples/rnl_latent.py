@@ -38,7 +38,7 @@ from absl import app, flags
 import numpy as np
 import rn_cifar  # the RN training recipe and its flags (same folder)
 
-from keras_reversible import experiment
+from common import experiment
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Weights of an rn_baseline trained with RNL by rn_cifar.py "

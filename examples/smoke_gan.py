@@ -59,7 +59,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import zoo  # noqa: E402
-from keras_reversible import data, experiment  # noqa: E402
+from keras_reversible import data  # noqa: E402
+from common import experiment  # noqa: E402
 from keras_reversible.data import smoke as smoke_data  # noqa: E402
 
 PRESETS = {

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_reversible import experiment
+from keras_reversible import files
 from keras_reversible.extras import import_extra
 
 
@@ -56,7 +56,7 @@ def reconstruction_grid(path, inputs, regenerated, title, value_range=None):
     axes[0, 0].set_ylabel("input", fontsize=8)
     axes[1, 0].set_ylabel("regenerated", fontsize=8)
     fig.suptitle(title, fontsize=9)
-    with experiment.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight")
     plt.close(fig)
 

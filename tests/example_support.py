@@ -1,11 +1,24 @@
-"""Running an example script in a subprocess, and the checks every script's outputs share."""
+"""Running and importing the example (and benchmark) scripts; the checks their outputs share."""
 
+import importlib
 import pathlib
 import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def import_from(folder, module):
+    """``import module`` as the scripts in ``<repo>/<folder>`` do (``examples`` or ``benchmarks``).
+
+    The scripts' helpers (``examples/common``, ``benchmarks/measure.py``) are not part of the
+    installed library: a script finds them beside itself, so the folder goes on ``sys.path``.
+    """
+    path = str(ROOT / folder)
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    return importlib.import_module(module)
 
 
 def run_example(script, out, *flags, env=None):

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 import zoo
-from keras_reversible import experiment
+from example_support import import_from
+
+experiment = import_from("examples", "common.experiment")
 
 
 @pytest.fixture()

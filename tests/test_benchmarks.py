@@ -17,7 +17,9 @@ import tensorflow as tf
 
 import keras_reversible as kr
 import zoo
-from keras_reversible import benchmark
+from example_support import import_from
+
+measure = import_from("benchmarks", "measure")
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -70,8 +72,8 @@ def test_float_ops_counts_a_dense_layer_and_its_transpose():
     dense = keras.layers.Dense(5)
     dense.build((None, 7))
     spec = [tf.TensorSpec((3, 7), tf.float32)]
-    forward = benchmark.float_ops(lambda x: tf.matmul(x, dense.kernel), spec)
-    transpose = benchmark.float_ops(
+    forward = measure.float_ops(lambda x: tf.matmul(x, dense.kernel), spec)
+    transpose = measure.float_ops(
         lambda x: tf.matmul(tf.matmul(x, dense.kernel), dense.kernel, transpose_b=True), spec)
     assert forward == 2 * 3 * 7 * 5
     assert transpose == 2 * forward
@@ -79,7 +81,7 @@ def test_float_ops_counts_a_dense_layer_and_its_transpose():
 
 def test_interleaved_medians_runs_in_turns():
     calls = []
-    medians = benchmark.interleaved_medians(
+    medians = measure.interleaved_medians(
         {"a": lambda: calls.append("a"), "b": lambda: (calls.append("b"), time.sleep(0.01))},
         warmup=1, repeats=3)
     assert calls == ["a", "b"] + ["a", "b"] * 3

@@ -18,7 +18,7 @@ import tempfile
 
 import numpy as np
 
-from keras_reversible.experiment import atomic_path
+from keras_reversible.files import atomic_path
 
 PARAMS_KEY = "__params__"
 

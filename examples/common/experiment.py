@@ -2,12 +2,15 @@
 
 Every example writes ``results.json`` (its numbers, the command, seeds,
 epochs, library versions) and PNGs under one output folder. Files are written
-atomically (temporary file, then rename), so an interrupted run never leaves
-a half-written file; finished runs are cached so a killed study resumes from
-its last finished model.
+atomically (``keras_reversible.files.atomic_path``: temporary file, then
+rename), so an interrupted run never leaves a half-written file; finished
+runs are cached so a killed study resumes from its last finished model.
+
+Not part of the installed library: the scripts import it from beside
+themselves (``from common import experiment``); the benchmark scripts use its
+``results.json`` helpers too.
 """
 
-import contextlib
 import json
 import os
 import platform
@@ -20,41 +23,7 @@ import keras
 import numpy as np
 
 from keras_reversible import export as export_lib
-
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yields a temporary path next to ``path``; renames it there on success.
-
-    The temporary file is ``.<name>.<host>-<pid>.<random>.tmp`` in the same
-    folder (``keras_reversible.export.temp_sibling``); it is flushed to disk,
-    given the usual file mode and renamed with ``os.replace``, or removed
-    when the block raises: a crash never leaves a half-written file under
-    the final name, and a later write of the same path removes what a
-    killed process left (``export.remove_stale_temps``).
-
-    Example:
-
-    ```python
-    with atomic_path("out/fig.png") as tmp:
-        fig.savefig(tmp, format="png")
-    ```
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    export_lib.remove_stale_temps(path)
-    tmp = export_lib.temp_sibling(path, directory=False)
-    try:
-        yield tmp
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600 files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+from keras_reversible.files import atomic_path
 
 
 def _jsonable(value):

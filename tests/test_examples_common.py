@@ -1,25 +1,14 @@
-"""Results files, resumable runs and progress lines of the example scripts."""
+"""examples/common: results files, resumable runs and progress lines of the example scripts."""
 
 import os
 
 import keras
 import numpy as np
-import pytest
 
 import zoo
-from keras_reversible import experiment
+from example_support import import_from
 
-
-def test_atomic_path_leaves_nothing_behind_on_failure(tmp_path):
-    target = tmp_path / "out" / "fig.png"
-    with pytest.raises(RuntimeError):
-        with experiment.atomic_path(target) as tmp:
-            open(tmp, "w").write("half")
-            raise RuntimeError("crash while writing")
-    assert os.listdir(tmp_path / "out") == []
-    with experiment.atomic_path(target) as tmp:
-        open(tmp, "w").write("whole")
-    assert target.read_text() == "whole" and os.listdir(tmp_path / "out") == ["fig.png"]
+experiment = import_from("examples", "common.experiment")
 
 
 def test_write_json_converts_numpy(tmp_path):

@@ -1,6 +1,7 @@
 """Measuring train steps: interleaved medians, peak memory, FLOPs.
 
-Used by the ``benchmarks/`` scripts. Every speed number is a *ratio* taken
+Used by the ``benchmarks/`` scripts (not part of the installed library:
+a script imports it from its own folder, ``import measure``). Every speed number is a *ratio* taken
 in one process on the same model, batch and data: the variants are warmed
 up, then timed in turns (A B C A B C …) and each one's median is kept, so
 that load from other processes on the machine hits every variant alike;
@@ -10,9 +11,9 @@ Example:
 
 ```python
 import time
-from keras_reversible import benchmark
+import measure
 
-medians = benchmark.interleaved_medians(
+medians = measure.interleaved_medians(
     {"short": lambda: time.sleep(0.001), "long": lambda: time.sleep(0.002)},
     warmup=1, repeats=5)
 print(medians["wall"]["long"] / medians["wall"]["short"])  # about 2
@@ -119,7 +120,7 @@ def step_memory(step, warmup=1, steps=5, device="CPU:0"):
     if max(peaks) == 0:
         raise RuntimeError(
             f"{device} keeps no allocator statistics; start the process with "
-            "TF_CPU_ALLOCATOR_USE_BFC=true (benchmark.CHILD_ENV)."
+            "TF_CPU_ALLOCATOR_USE_BFC=true (measure.CHILD_ENV)."
         )
     mb = 1024 * 1024
     added = [(p - b) / mb for p, b in zip(peaks, bases)]
