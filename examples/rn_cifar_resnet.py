@@ -81,7 +81,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import zoo  # noqa: E402
-from keras_reversible import data, experiment  # noqa: E402
+from keras_reversible import data  # noqa: E402
+from common import experiment  # noqa: E402
 
 VARIANTS = ("std", "rn", "rnl")
 PRESETS = {

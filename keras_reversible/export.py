@@ -15,26 +15,17 @@ Endpoints (each also a serving signature):
 
 The archive is written to a temporary sibling folder and renamed into place,
 so a failed export leaves nothing behind and an existing export is replaced
-only with ``overwrite=True``, and only once the new one is complete.
-
-Temporary siblings are named ``.<name>.<host>-<pid>.<random>.tmp`` (and
-``.old`` for a replaced export while it is swapped out). A process killed
-with ``kill -9`` cannot remove its own, so every later write of the same
-path (``remove_stale_temps``) removes those whose owner process is gone
-(same host, pid no longer running), restores a swapped-out ``.old`` when the
-path itself is missing, and removes temporary siblings that record no owner
-(written by earlier versions) once they are a day old. Temporary siblings of
-running processes, and of other hosts sharing the folder, are left alone.
+only with ``overwrite=True``, and only once the new one is complete
+(``keras_reversible.files`` names the temporary siblings and removes those
+that killed processes left).
 """
 
 import os
-import re
 import shutil
-import socket
-import tempfile
-import time
 
 import keras
+
+from keras_reversible.files import remove_stale_temps, temp_sibling
 
 ENDPOINTS = ("serve", "reconstruct", "reverse_activations")
 
@@ -69,121 +60,6 @@ def _build_archive(model, input_signature):
     for name, fn in fns.items():
         archive.add_endpoint(name, fn, input_signature)
     return archive, list(fns)
-
-
-# Temporary siblings without an owner (earlier versions) are removed after this.
-UNOWNED_TEMP_AGE_S = 24 * 3600
-
-
-def _host():
-    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
-
-
-def temp_sibling(path, directory=True):
-    """Creates a temporary folder (or empty file) beside ``path``, owned by this process.
-
-    Args:
-        path: the final path.
-        directory: a folder (``tempfile.mkdtemp``) or a file (``mkstemp``).
-
-    Returns:
-        The temporary path, ``.<name>.<host>-<pid>.<random>.tmp``.
-    """
-    parent, base = os.path.split(os.path.abspath(path))
-    prefix = f".{base}.{_host()}-{os.getpid()}."
-    if directory:
-        return tempfile.mkdtemp(dir=parent, prefix=prefix, suffix=".tmp")
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=prefix, suffix=".tmp")
-    os.close(fd)
-    return tmp
-
-
-def _running(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
-def _remove(path):
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, ignore_errors=True)
-    elif os.path.lexists(path):
-        os.remove(path)
-
-
-def remove_stale_temps(path):
-    """Removes the temporary siblings of ``path`` that killed writers left.
-
-    See the module docstring for which ones count as stale.
-
-    Returns:
-        The paths removed (or, for a restored ``.old``, moved back to ``path``).
-    """
-    parent, base = os.path.split(os.path.abspath(path))
-    owned = re.compile(re.escape(f".{base}.") + r"(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)"
-                       r"\.[A-Za-z0-9_]+\.(?P<kind>tmp|old)$")
-    unowned = re.compile(re.escape(f".{base}.") + r"[A-Za-z0-9_]+\.(tmp|old)$")
-    try:
-        names = os.listdir(parent)
-    except FileNotFoundError:
-        return []
-    removed = []
-    for name in names:
-        full = os.path.join(parent, name)
-        match = owned.match(name)
-        if match:
-            if match["host"] != _host() or _running(int(match["pid"])):
-                continue
-            if match["kind"] == "old" and not os.path.lexists(path):
-                os.rename(full, path)  # killed mid-swap: the previous one is back
-            else:
-                _remove(full)
-        elif unowned.match(name):
-            try:
-                if time.time() - os.lstat(full).st_mtime < UNOWNED_TEMP_AGE_S:
-                    continue
-            except FileNotFoundError:
-                continue
-            _remove(full)
-        else:
-            continue
-        removed.append(full)
-    return removed
-
-
-def atomic_write(path, write):
-    """Calls ``write(tmp)`` and renames ``tmp`` to ``path``: never a half-written ``path``.
-
-    ``tmp`` has ``path``'s base name (so a writer that picks its format from
-    the suffix, as ``keras.Model.save`` does, sees the same name) inside a
-    temporary sibling folder (``temp_sibling``); stale temporary siblings of
-    ``path`` are removed first (``remove_stale_temps``).
-
-    Args:
-        path: the final file.
-        write: ``write(tmp)`` writes the file ``tmp``.
-
-    Returns:
-        What ``write`` returned.
-    """
-    path = os.path.abspath(os.fspath(path))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    remove_stale_temps(path)
-    tmp_dir = temp_sibling(path)
-    tmp = os.path.join(tmp_dir, os.path.basename(path))
-    try:
-        result = write(tmp)
-        if os.path.isfile(tmp):
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-    return result
 
 
 def check_overwrite(filepath, overwrite):

@@ -8,6 +8,7 @@ import keras
 import tensorflow as tf
 
 from keras_reversible import export as export_lib
+from keras_reversible import files
 from keras_reversible import graph as graph_lib
 from keras_reversible import inputs as inputs_lib
 from keras_reversible import losses
@@ -449,7 +450,7 @@ class ReversibleModel(keras.Model):
         """``keras.Model.save``, written atomically.
 
         The file is written to a temporary sibling folder and renamed into
-        place (``keras_reversible.export.atomic_write``), so a process killed
+        place (``keras_reversible.files.atomic_write``), so a process killed
         while saving leaves the previous file intact; a later save removes
         the temporary folder it left. An existing ``filepath`` with
         ``overwrite=False`` is an error (``FileExistsError``), not a prompt.
@@ -460,7 +461,7 @@ class ReversibleModel(keras.Model):
         if "://" in path or zipped is False:
             return super().save(filepath, overwrite=overwrite, zipped=zipped, **kwargs)
         export_lib.check_overwrite(path, overwrite)
-        return export_lib.atomic_write(
+        return files.atomic_write(
             path, lambda tmp: keras.Model.save(self, tmp, zipped=zipped, **kwargs))
 
     def save_weights(self, filepath, overwrite=True, max_shard_size=None):
@@ -474,7 +475,7 @@ class ReversibleModel(keras.Model):
             return super().save_weights(filepath, overwrite=overwrite,
                                         max_shard_size=max_shard_size)
         export_lib.check_overwrite(path, overwrite)
-        return export_lib.atomic_write(
+        return files.atomic_write(
             path, lambda tmp: keras.Model.save_weights(self, tmp))
 
     def load_own_variables(self, store):

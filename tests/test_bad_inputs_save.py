@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import zoo
-from keras_reversible import export as export_lib
+from keras_reversible import files
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -114,7 +114,7 @@ def _dead_pid():
 
 def test_stale_temps_which_are_removed_and_which_are_kept(tmp_path):
     path = tmp_path / "exp"
-    host = export_lib._host()
+    host = files._host()
     dead, alive = _dead_pid(), os.getpid()
     names = {
         f".exp.{host}-{dead}.abc123.tmp": False,     # dead owner: removed
@@ -127,19 +127,19 @@ def test_stale_temps_which_are_removed_and_which_are_kept(tmp_path):
     for name in names:
         (tmp_path / name).mkdir()
         (tmp_path / name / "part").write_text("half")
-    day_ago = time.time() - export_lib.UNOWNED_TEMP_AGE_S - 60
+    day_ago = time.time() - files.UNOWNED_TEMP_AGE_S - 60
     os.utime(tmp_path / ".exp.stale123.tmp", (day_ago, day_ago))
-    export_lib.remove_stale_temps(path)
+    files.remove_stale_temps(path)
     assert {n: (tmp_path / n).exists() for n in names} == names
 
 
 def test_a_swapped_out_old_export_is_put_back(tmp_path):
     # Killed between "rename the previous export away" and "rename the new one in".
     path = tmp_path / "exp"
-    old = tmp_path / f".exp.{export_lib._host()}-{_dead_pid()}.abc123.old"
+    old = tmp_path / f".exp.{files._host()}-{_dead_pid()}.abc123.old"
     old.mkdir()
     (old / "saved_model.pb").write_text("previous")
-    export_lib.remove_stale_temps(path)
+    files.remove_stale_temps(path)
     assert (path / "saved_model.pb").read_text() == "previous" and not old.exists()
 
 

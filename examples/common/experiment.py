@@ -22,7 +22,7 @@ import warnings
 import keras
 import numpy as np
 
-from keras_reversible import export as export_lib
+from keras_reversible import files
 from keras_reversible.files import atomic_path
 
 
@@ -259,7 +259,7 @@ def save_model(model, path, weights_only=False):
     Keras picks the format from the suffix (``.keras``, ``.weights.h5``), so
     ``atomic_path``'s temporary name cannot be used; the model is written in a
     temporary folder next to ``path`` and renamed there
-    (``keras_reversible.export.atomic_write``).
+    (``keras_reversible.files.atomic_write``).
 
     Example:
 
@@ -267,7 +267,7 @@ def save_model(model, path, weights_only=False):
     save_model(model, cache.model_path("std_a-seed0"))
     ```
     """
-    export_lib.atomic_write(path, model.save_weights if weights_only else model.save)
+    files.atomic_write(path, model.save_weights if weights_only else model.save)
 
 
 def resolve_preset(preset, flag_values):
