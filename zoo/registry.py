@@ -117,6 +117,11 @@ class ModelInfo:
                 raise ValueError(f"{self.name}: reversal must hold {PAPER_SETTINGS} and only "
                                  f"settings of {SETTINGS}; missing {missing}, unknown {unknown}.")
             object.__setattr__(self, "reversal", _frozen(self.reversal))
+        if self.small_input is not None:
+            unknown = [k for k in self.small_input.reversal if k not in (self.reversal or {})]
+            if unknown:
+                raise ValueError(f"{self.name}: small_input.reversal overrides settings the "
+                                 f"entry does not state: {unknown}.")
         object.__setattr__(self, "keywords", _frozen(self.keywords))
 
     @property
