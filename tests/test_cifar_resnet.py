@@ -8,6 +8,7 @@ import tensorflow as tf
 import keras_reversible as kr
 import zoo
 from keras_reversible import registry
+from reversible_harness import run_reversible_model_test
 from zoo import cifar_resnet
 
 L = keras.layers
@@ -60,7 +61,8 @@ def test_parameter_counts_are_he_et_al_table6():
     for depth, paper in ((20, 0.27e6), (32, 0.46e6), (44, 0.66e6), (56, 0.85e6), (110, 1.7e6)):
         trainable, _ = expected_parameters(depth, "A")
         assert abs(trainable - paper) / paper < 0.02, (depth, trainable)
-    assert zoo.info("reversible_cifar_resnet").parameters == 271_098
+    entry = zoo.info("reversible_cifar_resnet")
+    assert expected_parameters(20, "A") == (entry.trainable_parameters, entry.parameters)
     assert "ResNet 1.7M" in zoo.info("reversible_cifar_resnet").table
     assert "reversible_cifar_resnet(depth=110)" in zoo.info("reversible_resnet18").table
 
@@ -134,6 +136,15 @@ def test_option_a_shortcut_dot_product_identity():
     mx = model.predict(x, verbose=0).astype("float64")
     mtmx = model.reconstruct(x.numpy()).astype("float64")
     assert float(np.sum(x.numpy() * mtmx)) == pytest.approx(float(np.sum(mx * mx)), rel=1e-5)
+
+
+def test_option_b_passes_the_shared_harness():
+    """Option B at 32×32 (the zoo sweep runs the default, option A, at its test input)."""
+    entry = zoo.info("reversible_cifar_resnet")
+    run_reversible_model_test(
+        lambda: zoo.reversible_cifar_resnet(depth=20, shortcut="B"), entry.input_shape,
+        entry.task_loss, expected_settings=entry.reversal_defaults(), num_constrained=20,
+        gradient_exceptions=entry.gradient_exceptions)
 
 
 @pytest.mark.parametrize("shortcut", ["A", "B"])

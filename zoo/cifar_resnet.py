@@ -5,8 +5,8 @@ import os
 import keras
 
 import keras_reversible as kr
-from zoo.registry import merge_settings, register
-from zoo.rn import RN_DEFAULTS
+from zoo.registry import ModelInfo, register
+from zoo.rn import RN_REVERSAL
 
 L = keras.layers
 
@@ -58,11 +58,28 @@ def _basic_block(x, filters, strides, shortcut, name):
     return L.ReLU(name=f"{name}_out")(y)
 
 
-@register("RN", "table 2 (He et al. 2016 §4.2, CIFAR ResNet-20…110, `depth` = layers, "
-                "the reversal depth is `reverse_depth`; ResNet-110 is table 2's \"ResNet 1.7M\")",
-          **RN_DEFAULTS, reverse_from="output (o)")
-def reversible_cifar_resnet(depth=20, num_classes=10, input_shape=(32, 32, 3), shortcut="A",
-                            weights=None, reverse_depth=1, **reversal):
+INFO = ModelInfo(
+    name="reversible_cifar_resnet",
+    paper="RN",
+    table="table 2 (He et al. 2016 §4.2, CIFAR ResNet-20…110, `depth` = layers, "
+          "the reversal depth is `reverse_depth`; ResNet-110 is table 2's \"ResNet 1.7M\")",
+    input_shape=(32, 32, 3),
+    num_classes=10,
+    reversal=RN_REVERSAL,
+    # The network's depth is `depth`: the reversal setting `depth` is `reverse_depth`.
+    keywords={"depth": "reverse_depth"},
+    task_loss=keras.losses.SparseCategoricalCrossentropy(),  # softmax output
+    test_input_shape=(16, 16, 3),
+    # ResNet-20, option A (formula: tests/test_cifar_resnet.py; He et al. table 6: 0.27 M).
+    parameters=271_098,
+    trainable_parameters=269_722,
+)
+
+
+@register(INFO)
+def reversible_cifar_resnet(depth=20, num_classes=INFO.num_classes, input_shape=INFO.input_shape,
+                            shortcut="A", weights=None, reverse_depth=INFO.reversal["depth"],
+                            **reversal):
     """The CIFAR ResNet of He et al. (2016, §4.2) with ``depth = 6n + 2`` layers.
 
     ``relu(BN(C(3, 16)))`` → three stages of ``n = (depth − 2) / 6``
@@ -160,7 +177,7 @@ def reversible_cifar_resnet(depth=20, num_classes=10, input_shape=(32, 32, 3), s
     x = L.GlobalAveragePooling2D(name="avg_pool")(x)
     outputs = L.Dense(num_classes, activation="softmax", name="predictions")(x)
     model = kr.ReversibleModel(inputs, outputs, name=f"reversible_cifar_resnet{depth}",
-                               **merge_settings(RN_DEFAULTS, settings))
+                               **INFO.settings(input_shape, settings))
     if weights is not None:
         model.load_weights(weights)
     return model

@@ -3,8 +3,8 @@
 import keras
 
 import keras_reversible as kr
-from zoo.registry import merge_settings, register
-from zoo.rn import RN_DEFAULTS
+from zoo.registry import ModelInfo, register
+from zoo.rn import RN_REVERSAL
 
 L = keras.layers
 
@@ -15,9 +15,24 @@ def _bn_relu_conv(x, filters, kernel, name):
     return L.Conv2D(filters, kernel, padding="same", use_bias=False, name=f"{name}_conv")(x)
 
 
-@register("RN", "table 2 (Huang et al. 2017, DenseNet-40, k = 12)", **RN_DEFAULTS,
-          reverse_from="output (o)")
-def reversible_densenet40(num_classes=10, input_shape=(32, 32, 3), growth_rate=12, **reversal):
+INFO = ModelInfo(
+    name="reversible_densenet40",
+    paper="RN",
+    table="table 2 (Huang et al. 2017, DenseNet-40, k = 12)",
+    input_shape=(32, 32, 3),
+    num_classes=10,
+    reversal=RN_REVERSAL,
+    task_loss=keras.losses.SparseCategoricalCrossentropy(),  # softmax output
+    test_input_shape=(16, 16, 3),
+    # Huang et al.: 1.0 M.
+    parameters=1_037_818,
+    trainable_parameters=1_019_722,
+)
+
+
+@register(INFO)
+def reversible_densenet40(num_classes=INFO.num_classes, input_shape=INFO.input_shape,
+                          growth_rate=12, **reversal):
     """DenseNet-40 (k = 12): 3 dense blocks of 12 layers, ≈ 1.0 M parameters.
 
     ``C(3, 16)`` → [dense block of 12 layers ``BN-ReLU-C(3, k)`` whose
@@ -70,5 +85,5 @@ def reversible_densenet40(num_classes=10, input_shape=(32, 32, 3), growth_rate=1
     x = L.GlobalAveragePooling2D(name="avg_pool")(x)
     outputs = L.Dense(num_classes, activation="softmax", name="predictions")(x)
     return kr.ReversibleModel(
-        inputs, outputs, name="reversible_densenet40", **merge_settings(RN_DEFAULTS, reversal)
+        inputs, outputs, name="reversible_densenet40", **INFO.settings(input_shape, reversal)
     )

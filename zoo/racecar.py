@@ -3,21 +3,28 @@
 import keras
 
 import keras_reversible as kr
-from zoo.registry import register
+from zoo.registry import ModelInfo, register
+
+MI_NET = ModelInfo(
+    name="racecar_mi_net",
+    paper="racecar",
+    table="table 7 (hyper-parameters: table 8)",
+    input_shape=(12,),
+    num_classes=2,
+    reversal=dict(depth=6, racecar_weight=1e-2, reverse_from=None, input_range="tanh",
+                  reduction="l2_loss"),
+    # The output is tanh-bounded scores.
+    task_loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    test_input_shape=(12,),
+    # 12·10 + 10 + 10·7 + 7 + 7·5 + 5 + 5·4 + 4 + 4·3 + 3 + 3·2 + 2.
+    parameters=294,
+    trainable_parameters=294,
+)
 
 
-def _settings(defaults, overrides):
-    settings = dict(defaults)
-    settings.update({k: v for k, v in overrides.items()})
-    return settings
-
-
-MI_NET_DEFAULTS = dict(racecar_weight=1e-2, reduction="l2_loss", input_range="tanh")
-
-
-@register("racecar", "table 7 (hyper-parameters: table 8)", depth=6, **MI_NET_DEFAULTS,
-          reverse_from="output (O)")
-def racecar_mi_net(num_classes=2, input_shape=(12,), kernel_regularizer=None, **reversal):
+@register(MI_NET)
+def racecar_mi_net(num_classes=MI_NET.num_classes, input_shape=MI_NET.input_shape,
+                   kernel_regularizer=None, **reversal):
     """The fully connected MI network of racecar table 7 (294 parameters).
 
     ``I(12) → tanh(FC(10)) → tanh(FC(7)) → tanh(FC(5)) → tanh(FC(4)) →
@@ -58,18 +65,30 @@ def racecar_mi_net(num_classes=2, input_shape=(12,), kernel_regularizer=None, **
     outputs = keras.layers.Dense(num_classes, activation="tanh", name="fc6",
                                  kernel_regularizer=kernel_regularizer)(x)
     return kr.ReversibleModel(
-        inputs, outputs, name="racecar_mi_net", **_settings(MI_NET_DEFAULTS, reversal)
+        inputs, outputs, name="racecar_mi_net", **MI_NET.settings(input_shape, reversal)
     )
 
 
-MNIST_CNN_DEFAULTS = dict(
-    racecar_weight=1e-5, reduction="l2_loss", input_range="relu", reverse_from="conv3"
+MNIST_CNN = ModelInfo(
+    name="racecar_mnist_cnn",
+    paper="racecar",
+    table="table 9 (hyper-parameters: table 10)",
+    input_shape=(28, 28, 1),
+    num_classes=10,
+    reversal=dict(depth=3, racecar_weight=1e-5, reverse_from="conv3", input_range="relu",
+                  reduction="l2_loss"),
+    task_loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    test_input_shape=(8, 8, 1),
+    # conv1 640 + conv2 36,928 + conv3 577 + fc 49·10 + 10 = 38,645.
+    parameters=38_645,
+    trainable_parameters=38_645,
+    gradient_exceptions=("fc",),  # the classifier after I_r
 )
 
 
-@register("racecar", "table 9 (hyper-parameters: table 10)", depth=3, **MNIST_CNN_DEFAULTS)
-def racecar_mnist_cnn(num_classes=10, input_shape=(28, 28, 1), kernel_regularizer=None,
-                      **reversal):
+@register(MNIST_CNN)
+def racecar_mnist_cnn(num_classes=MNIST_CNN.num_classes, input_shape=MNIST_CNN.input_shape,
+                      kernel_regularizer=None, **reversal):
     """The MNIST CNN of racecar table 9 (38,645 parameters).
 
     ``I(28,28,1) → relu(C(3,64)) → MP → relu(C(3,64)) → MP → relu(C(3,1)) =
@@ -111,5 +130,5 @@ def racecar_mnist_cnn(num_classes=10, input_shape=(28, 28, 1), kernel_regularize
     x = keras.layers.Flatten(name="flatten")(x)
     outputs = keras.layers.Dense(num_classes, name="fc", kernel_regularizer=kernel_regularizer)(x)
     return kr.ReversibleModel(
-        inputs, outputs, name="racecar_mnist_cnn", **_settings(MNIST_CNN_DEFAULTS, reversal)
+        inputs, outputs, name="racecar_mnist_cnn", **MNIST_CNN.settings(input_shape, reversal)
     )

@@ -3,21 +3,42 @@
 import keras
 
 import keras_reversible as kr
-from zoo.registry import merge_settings, register
+from zoo.registry import ModelInfo, register
 
 L = keras.layers
-
-CIFAR_VGG_DEFAULTS = dict(
-    racecar_weight=1e-7, reduction="l2_loss", input_range="relu", reverse_from="relu13"
-)
 
 # Output channels of the 13 convolutions, and the convolutions followed by MP.
 _CONVS = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
 _POOL_AFTER = (2, 4, 7, 10)
 
+INFO = ModelInfo(
+    name="racecar_cifar_vgg",
+    paper="racecar",
+    table="table 11 (hyper-parameters: table 12)",
+    input_shape=(32, 32, 3),
+    num_classes=10,
+    reversal=dict(depth=13, racecar_weight=1e-7, reverse_from="relu13", input_range="relu",
+                  reduction="l2_loss"),
+    task_loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    test_input_shape=(16, 16, 3),
+    # Convs 3·3·c_in·c_out + c_out, BN 4·c_out (2·c_out trainable):
+    #   conv1 1,792 + conv2 36,928 + conv3 73,856 + conv4 147,584
+    #   + conv5 295,168 + conv6, conv7 590,080·2 + conv8 1,180,160
+    #   + conv9–13 2,359,808·5 → convs 14,714,688; their BN 4·4,224 = 16,896.
+    # I_r is 2×2×512 = 2048: fc14 2048·4096 + 4096 = 8,392,704, BN 16,384;
+    # fc15 4096·4096 + 4096 = 16,781,312, BN 16,384; fc16 4096·10 + 10 = 40,970.
+    # Total 39,979,338; the BN moving statistics (8,448 + 2·8,192) are not trainable.
+    parameters=39_979_338,
+    trainable_parameters=39_954_506,
+    # The classifier after I_r gets no racecar gradient.
+    gradient_exceptions=("fc14", "bn14", "fc15", "bn15", "fc16"),
+    # Each bias is followed by a BatchNormalization, whose batch mean cancels it.
+    task_gradient_exceptions=("conv*/bias", "fc14/bias", "fc15/bias"),
+)
 
-@register("racecar", "table 11 (hyper-parameters: table 12)", depth=13, **CIFAR_VGG_DEFAULTS)
-def racecar_cifar_vgg(num_classes=10, input_shape=(32, 32, 3), **reversal):
+
+@register(INFO)
+def racecar_cifar_vgg(num_classes=INFO.num_classes, input_shape=INFO.input_shape, **reversal):
     """The CIFAR VGG of racecar table 11 (39,979,338 parameters at 32×32×3).
 
     Thirteen ``relu(BN(C(3, n) + b))`` blocks with n = 64, 64 | 128, 128 |
@@ -73,5 +94,5 @@ def racecar_cifar_vgg(num_classes=10, input_shape=(32, 32, 3), **reversal):
         x = L.ReLU(name=f"relu{i}")(x)
     outputs = L.Dense(num_classes, name="fc16")(x)
     return kr.ReversibleModel(
-        inputs, outputs, name="racecar_cifar_vgg", **merge_settings(CIFAR_VGG_DEFAULTS, reversal)
+        inputs, outputs, name="racecar_cifar_vgg", **INFO.settings(input_shape, reversal)
     )

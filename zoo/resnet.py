@@ -3,8 +3,8 @@
 import keras
 
 import keras_reversible as kr
-from zoo.registry import merge_settings, register
-from zoo.rn import RN_DEFAULTS
+from zoo.registry import ModelInfo, register
+from zoo.rn import RN_REVERSAL
 
 L = keras.layers
 
@@ -29,10 +29,24 @@ def _basic_block(x, filters, strides, name):
     return L.ReLU(name=f"{name}_out")(y)
 
 
-@register("RN", "table 2 (He et al. 2016, ResNet-18; the 1.7 M of table 2's \"ResNet 1.7M\" "
-                "row is `reversible_cifar_resnet(depth=110)`)",
-          **RN_DEFAULTS, reverse_from="output (o)")
-def reversible_resnet18(num_classes=10, input_shape=(32, 32, 3), **reversal):
+INFO = ModelInfo(
+    name="reversible_resnet18",
+    paper="RN",
+    table="table 2 (He et al. 2016, ResNet-18; the 1.7 M of table 2's \"ResNet 1.7M\" "
+          "row is `reversible_cifar_resnet(depth=110)`)",
+    input_shape=(32, 32, 3),
+    num_classes=10,
+    reversal=RN_REVERSAL,
+    task_loss=keras.losses.SparseCategoricalCrossentropy(),  # softmax output
+    test_input_shape=(16, 16, 3),
+    # He et al.'s CIFAR ResNet-18: 11.17 M trainable.
+    parameters=11_183_562,
+    trainable_parameters=11_173_962,
+)
+
+
+@register(INFO)
+def reversible_resnet18(num_classes=INFO.num_classes, input_shape=INFO.input_shape, **reversal):
     """ResNet-18: BasicBlocks [2, 2, 2, 2] with 64, 128, 256, 512 filters.
 
     Stem, chosen by ``input_shape``: up to 64 pixels a side (CIFAR, the
@@ -93,5 +107,5 @@ def reversible_resnet18(num_classes=10, input_shape=(32, 32, 3), **reversal):
     x = L.GlobalAveragePooling2D(name="avg_pool")(x)
     outputs = L.Dense(num_classes, activation="softmax", name="predictions")(x)
     return kr.ReversibleModel(
-        inputs, outputs, name="reversible_resnet18", **merge_settings(RN_DEFAULTS, reversal)
+        inputs, outputs, name="reversible_resnet18", **INFO.settings(input_shape, reversal)
     )

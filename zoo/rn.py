@@ -3,20 +3,37 @@
 import keras
 
 import keras_reversible as kr
-from zoo.registry import merge_settings, register
+from zoo.registry import ModelInfo, register
 
 L = keras.layers
 
 # RN's reconstruction (eq. 3, 6, 7): from the network output o back to the
 # input, only the input compared (depth 1), added to the task loss unweighted.
-RN_DEFAULTS = dict(depth=1, racecar_weight=1.0, reduction="mean", input_range=None)
+RN_REVERSAL = dict(depth=1, racecar_weight=1.0, reverse_from=None, input_range=None,
+                   reduction="mean")
 
 # PyTorch's default slope (the RN code is PyTorch; the paper gives no value).
 LEAKY_SLOPE = 0.01
 
 
-@register("RN", "table 1 (results: table 2)", **RN_DEFAULTS, reverse_from="output (o)")
-def rn_baseline(num_classes=10, input_shape=(32, 32, 3), **reversal):
+INFO = ModelInfo(
+    name="rn_baseline",
+    paper="RN",
+    table="table 1 (results: table 2)",
+    input_shape=(32, 32, 3),
+    num_classes=10,
+    reversal=RN_REVERSAL,
+    task_loss=keras.losses.SparseCategoricalCrossentropy(),  # softmax output
+    test_input_shape=(16, 16, 3),
+    # 5·5·c_in·c_out + c_out: 2,432 + 25,632 + 51,264 + 102,464 + 204,928
+    # + 409,728 = 796,448; fc1 2048·256 + 256 = 524,544; fc2 256·10 + 10 = 2,570.
+    parameters=1_323_562,
+    trainable_parameters=1_323_562,
+)
+
+
+@register(INFO)
+def rn_baseline(num_classes=INFO.num_classes, input_shape=INFO.input_shape, **reversal):
     """The baseline network of RN table 1 (1,323,562 parameters for 10 classes).
 
     ``I(32,32,3) → lrelu(C(5,32)) → lrelu(C(5,32)) → MP → lrelu(C(5,64)) →
@@ -75,5 +92,5 @@ def rn_baseline(num_classes=10, input_shape=(32, 32, 3), **reversal):
     x = L.LeakyReLU(LEAKY_SLOPE, name="lrelu_fc1")(x)
     outputs = L.Dense(num_classes, activation="softmax", name="fc2")(x)
     return kr.ReversibleModel(
-        inputs, outputs, name="rn_baseline", **merge_settings(RN_DEFAULTS, reversal)
+        inputs, outputs, name="rn_baseline", **INFO.settings(input_shape, reversal)
     )

@@ -3,11 +3,9 @@
 import keras
 
 import keras_reversible as kr
-from zoo.registry import merge_settings, register
+from zoo.registry import ModelInfo, register
 
 L = keras.layers
-
-GENERATOR_DEFAULTS = dict(racecar_weight=0.1, reduction="l2_loss", input_range="relu")
 
 # tf.nn.leaky_relu's default slope (the racecar code is TensorFlow; the paper
 # gives none).
@@ -21,9 +19,26 @@ def _scaled(filters, width):
     return max(1, int(round(filters * width)))
 
 
-@register("racecar", "table 13 (hyper-parameters: table 14)", depth=6, **GENERATOR_DEFAULTS,
-          reverse_from="output (O = I_r)")
-def smoke_generator(num_classes=1, input_shape=(16, 16, 1), width=1.0, **reversal):
+GENERATOR = ModelInfo(
+    name="smoke_generator",
+    paper="racecar",
+    table="table 13 (hyper-parameters: table 14)",
+    input_shape=(16, 16, 1),
+    num_classes=1,
+    reversal=dict(depth=6, racecar_weight=0.1, reverse_from=None, input_range="relu",
+                  reduction="l2_loss"),
+    # An L2 loss against the 64×64 high-resolution frame (plus the GAN loss).
+    task_loss=keras.losses.MeanSquaredError(),
+    test_input_shape=(4, 4, 1),
+    # 5·5·c_in·c_out + c_out: 1,664 + 204,928 + 409,728 + 204,864 + 51,232 + 801.
+    parameters=873_217,
+    trainable_parameters=873_217,
+)
+
+
+@register(GENERATOR)
+def smoke_generator(num_classes=GENERATOR.num_classes, input_shape=GENERATOR.input_shape,
+                    width=1.0, **reversal):
     """The smoke super-resolution generator of racecar table 13 (873,217 parameters).
 
     ``I(16,16,1) → relu(C(5,64)) → UP → relu(C(5,128)) → UP →
@@ -67,12 +82,31 @@ def smoke_generator(num_classes=1, input_shape=(16, 16, 1), width=1.0, **reversa
             x = L.UpSampling2D(name=f"up{i}")(x)
     outputs = L.Conv2D(num_classes, 5, padding="same", activation="relu", name="conv6")(x)
     return kr.ReversibleModel(
-        inputs, outputs, name="smoke_generator", **merge_settings(GENERATOR_DEFAULTS, reversal)
+        inputs, outputs, name="smoke_generator", **GENERATOR.settings(input_shape, reversal)
     )
 
 
-@register("racecar", "table 13 (hyper-parameters: table 14)", reversible=False)
-def smoke_discriminator(num_classes=1, input_shape=(64, 64, 2), width=1.0):
+DISCRIMINATOR = ModelInfo(
+    name="smoke_discriminator",
+    paper="racecar",
+    table="table 13 (hyper-parameters: table 14)",
+    input_shape=(64, 64, 2),
+    num_classes=1,
+    reversal=None,  # a plain keras.Model
+    task_loss=keras.losses.BinaryCrossentropy(from_logits=True),  # real / generated
+    test_input_shape=(16, 16, 2),
+    # Convs 1,632 + 51,264 + 204,928 + 819,456 = 1,077,280, BN 4·(32 + 64 + 128 + 256)
+    # = 1,920 (half of it moving statistics), fc5 64·64·256 + 1 = 1,048,577.
+    parameters=2_127_777,
+    trainable_parameters=2_126_817,
+    # Each convolution's bias is followed by a BatchNormalization.
+    task_gradient_exceptions=("conv*/bias",),
+)
+
+
+@register(DISCRIMINATOR)
+def smoke_discriminator(num_classes=DISCRIMINATOR.num_classes,
+                        input_shape=DISCRIMINATOR.input_shape, width=1.0):
     """The smoke discriminator of racecar table 13 (2,127,777 parameters); not reversible.
 
     ``I(64,64,2) → lrelu(BN(C(5,32) + b1)) → lrelu(BN(C(5,64) + b2)) →

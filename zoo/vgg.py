@@ -3,7 +3,7 @@
 import keras
 
 import keras_reversible as kr
-from zoo.registry import merge_settings, register
+from zoo.registry import ModelInfo, SmallInput, register
 
 L = keras.layers
 
@@ -13,18 +13,35 @@ SMALL_INPUT = 64
 _STAGES = (64, 128, 256, 512, 512)
 _CONVS_PER_STAGE = (2, 2, 4, 4, 4)
 
-IMAGENET_DEFAULTS = dict(
-    depth=16, racecar_weight=1e-10, reduction="l2_loss", input_range="relu",
-    reverse_from="block5_conv4",
+INFO = ModelInfo(
+    name="reversible_vgg19",
+    paper="racecar",
+    table="§5.4, tables 15–16 (CIFAR layout: RN table 2)",
+    input_shape=(224, 224, 3),
+    num_classes=1000,
+    # Racecar table 15: RR¹⁶ from the last convolution.
+    reversal=dict(depth=16, racecar_weight=1e-10, reverse_from="block5_conv4",
+                  input_range="relu", reduction="l2_loss"),
+    gradient_exceptions=("fc1", "fc2", "predictions"),  # the classifier after I_r
+    # The CIFAR layout: racecar's CIFAR λ (table 12); I_r after the last BN-ReLU.
+    small_input=SmallInput(
+        max_side=SMALL_INPUT,
+        reversal=dict(racecar_weight=1e-7, reverse_from="block5_relu4"),
+        gradient_exceptions=("predictions",),
+    ),
+    # Every bias of the CIFAR layout is followed by a BatchNormalization.
+    task_gradient_exceptions=("block*_conv*/bias",),
+    task_loss=keras.losses.SparseCategoricalCrossentropy(),  # softmax output
+    test_input_shape=(32, 32, 3),
+    # keras.applications.VGG19 at 224×224×3, 1000 classes (racecar §5.4).
+    parameters=143_667_240,
+    trainable_parameters=143_667_240,
 )
-# Racecar's CIFAR λ (table 12) for the 32×32 layout.
-CIFAR_DEFAULTS = dict(IMAGENET_DEFAULTS, racecar_weight=1e-7, reverse_from="block5_relu4")
 
 
-@register("racecar", "§5.4, tables 15–16 (CIFAR layout: RN table 2)", **dict(
-    IMAGENET_DEFAULTS, reverse_from="last conv (block5_conv4; block5_relu4 at ≤64 px)",
-    racecar_weight="1e-10 (1e-7 at ≤64 px)"))
-def reversible_vgg19(num_classes=1000, input_shape=(224, 224, 3), width=1.0, **reversal):
+@register(INFO)
+def reversible_vgg19(num_classes=INFO.num_classes, input_shape=INFO.input_shape, width=1.0,
+                     **reversal):
     """VGG-19 with RR¹⁶ (racecar §5.4): 16 convolutions, the last one is ``I_r``.
 
     Two layouts, chosen by ``input_shape``:
@@ -80,7 +97,7 @@ def reversible_vgg19(num_classes=1000, input_shape=(224, 224, 3), width=1.0, **r
     """
     if not width > 0:
         raise ValueError(f"width must be positive, got {width!r}")
-    small = max(input_shape[:2]) <= SMALL_INPUT
+    small = INFO.small_input.applies(input_shape)
     inputs = keras.Input(input_shape, name="image")
     x = inputs
     for b, (filters, n) in enumerate(zip(_STAGES, _CONVS_PER_STAGE), start=1):
@@ -99,7 +116,6 @@ def reversible_vgg19(num_classes=1000, input_shape=(224, 224, 3), width=1.0, **r
         x = L.Dense(4096, activation="relu", name="fc1")(x)
         x = L.Dense(4096, activation="relu", name="fc2")(x)
     outputs = L.Dense(num_classes, activation="softmax", name="predictions")(x)
-    defaults = CIFAR_DEFAULTS if small else IMAGENET_DEFAULTS
     return kr.ReversibleModel(
-        inputs, outputs, name="reversible_vgg19", **merge_settings(defaults, reversal)
+        inputs, outputs, name="reversible_vgg19", **INFO.settings(input_shape, reversal)
     )
