@@ -32,9 +32,10 @@ def _in_script(code):
                "spec = importlib.util.spec_from_file_location("
                f"'rn_cifar_resnet', {str(SCRIPT)!r})\n"
                "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n")
+    # The script finds its helpers (examples/common) beside itself, as when it runs.
+    path = os.pathsep.join([str(ROOT), str(SCRIPT.parent)])
     proc = subprocess.run([sys.executable, "-c", prelude + code], capture_output=True,
-                          text=True, timeout=300, cwd=ROOT,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+                          text=True, timeout=300, cwd=ROOT, env=dict(os.environ, PYTHONPATH=path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

@@ -323,10 +323,10 @@ def cifar_dataset(name="cifar10", split="train", batch_size=128, data_dir=None, 
 
     Example:
         >>> from keras_reversible.data import cifar_dataset
-        >>> ds = cifar_dataset("cifar10", "test", batch_size=100, classes=[0, 1], source="local")
+        >>> ds = cifar_dataset("cifar10", "test", batch_size=50, classes=[0, 1], source="local")
         >>> x, y = next(iter(ds))
         >>> tuple(x.shape), int(y.numpy().max()) <= 1
-        ((100, 32, 32, 3), True)
+        ((50, 32, 32, 3), True)
     """
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0 or None, got {limit}")

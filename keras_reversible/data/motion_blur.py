@@ -148,8 +148,8 @@ def load_motion_blur_mnist_arrays(split="train", data_dir=None, length=DEFAULT_L
     Example:
         >>> from keras_reversible.data import load_motion_blur_mnist_arrays
         >>> x, y = load_motion_blur_mnist_arrays("test")
-        >>> x.shape, x.dtype
-        ((10000, 28, 28), dtype('uint8'))
+        >>> x.shape[1:], x.dtype  # 10,000 images with the full MNIST
+        ((28, 28), dtype('uint8'))
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
