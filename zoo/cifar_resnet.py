@@ -6,6 +6,7 @@ import keras
 
 import keras_reversible as kr
 from zoo.registry import ModelInfo, register
+from zoo.resnet import basic_block, conv_bn, projection
 from zoo.rn import RN_REVERSAL
 
 L = keras.layers
@@ -15,14 +16,7 @@ SHORTCUTS = ("A", "B")
 FILTERS = (16, 32, 64)
 
 
-def _conv_bn(x, filters, kernel, strides, name):
-    # He et al. initialise as in their [13] (He normal); no bias before BN.
-    x = L.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
-                 kernel_initializer="he_normal", name=f"{name}_conv")(x)
-    return L.BatchNormalization(name=f"{name}_bn")(x)
-
-
-def _shortcut_a(x, filters, strides, name):
+def _shortcut_a(x, filters, strides, name, **conv):
     """Option A: ``x[:, ::s, ::s, :]`` with zero channels appended, parameter-free.
 
     Built from layers that have exact reverse rules: a 1×1 average pool with
@@ -33,6 +27,7 @@ def _shortcut_a(x, filters, strides, name):
     The zeros go after the input's channels, as in He et al.'s Torch code
     (``fb.resnet.torch``: concatenation with ``MulConstant(0)``).
     """
+    name = f"{name}_shortcut"
     if strides != 1:
         x = L.AveragePooling2D(1, strides=strides, name=f"{name}_subsample")(x)
     extra = filters - x.shape[-1]
@@ -42,20 +37,6 @@ def _shortcut_a(x, filters, strides, name):
         x = L.ZeroPadding3D(((0, 0), (0, 0), (0, extra)), name=f"{name}_zero_channels")(x)
         x = L.Reshape((h, w, filters), name=f"{name}_as_image")(x)
     return x
-
-
-def _basic_block(x, filters, strides, shortcut, name):
-    skip = x
-    if strides != 1 or x.shape[-1] != filters:
-        if shortcut == "A":
-            skip = _shortcut_a(x, filters, strides, f"{name}_shortcut")
-        else:
-            skip = _conv_bn(x, filters, 1, strides, f"{name}_proj")
-    y = _conv_bn(x, filters, 3, strides, f"{name}_1")
-    y = L.ReLU(name=f"{name}_1_relu")(y)
-    y = _conv_bn(y, filters, 3, 1, f"{name}_2")
-    y = L.Add(name=f"{name}_add")([skip, y])
-    return L.ReLU(name=f"{name}_out")(y)
 
 
 INFO = ModelInfo(
@@ -168,12 +149,15 @@ def reversible_cifar_resnet(depth=20, num_classes=INFO.num_classes, input_shape=
     settings = dict(reversal, depth=reverse_depth)
     n = (depth - 2) // 6
     inputs = keras.Input(input_shape, name="image")
-    x = _conv_bn(inputs, FILTERS[0], 3, 1, "stem")
+    # He et al. initialise as in their [13] (He normal); no bias before BN.
+    conv = dict(kernel_initializer="he_normal")
+    x = conv_bn(inputs, FILTERS[0], 3, 1, "stem", **conv)
     x = L.ReLU(name="stem_relu")(x)
     for s, filters in enumerate(FILTERS, start=1):
         for b in range(1, n + 1):
             strides = 2 if (s > 1 and b == 1) else 1
-            x = _basic_block(x, filters, strides, shortcut, f"stage{s}_block{b}")
+            x = basic_block(x, filters, strides, f"stage{s}_block{b}",
+                            shortcut=_shortcut_a if shortcut == "A" else projection, **conv)
     x = L.GlobalAveragePooling2D(name="avg_pool")(x)
     outputs = L.Dense(num_classes, activation="softmax", name="predictions")(x)
     model = kr.ReversibleModel(inputs, outputs, name=f"reversible_cifar_resnet{depth}",

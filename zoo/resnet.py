@@ -12,20 +12,28 @@ L = keras.layers
 SMALL_INPUT = 64
 
 
-def _conv_bn(x, filters, kernel, strides, name):
+def conv_bn(x, filters, kernel, strides, name, kernel_initializer="glorot_uniform"):
+    """``BN(C(x))``: a bias-free convolution (BN follows) and its BatchNormalization."""
     x = L.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
-                 name=f"{name}_conv")(x)
+                 kernel_initializer=kernel_initializer, name=f"{name}_conv")(x)
     return L.BatchNormalization(name=f"{name}_bn")(x)
 
 
-def _basic_block(x, filters, strides, name):
-    shortcut = x
+def projection(x, filters, strides, name, **conv):
+    """The projection shortcut ``BN(C(1, filters, strides))`` (He et al.'s option B)."""
+    return conv_bn(x, filters, 1, strides, f"{name}_proj", **conv)
+
+
+def basic_block(x, filters, strides, name, shortcut=projection, **conv):
+    """``relu(BN(C3(relu(BN(C3(x))))) + skip)``; ``skip`` is ``x`` or, where the
+    shape changes, ``shortcut(x, filters, strides, name)``."""
+    skip = x
     if strides != 1 or x.shape[-1] != filters:
-        shortcut = _conv_bn(x, filters, 1, strides, f"{name}_proj")
-    y = _conv_bn(x, filters, 3, strides, f"{name}_1")
+        skip = shortcut(x, filters, strides, name, **conv)
+    y = conv_bn(x, filters, 3, strides, f"{name}_1", **conv)
     y = L.ReLU(name=f"{name}_1_relu")(y)
-    y = _conv_bn(y, filters, 3, 1, f"{name}_2")
-    y = L.Add(name=f"{name}_add")([shortcut, y])
+    y = conv_bn(y, filters, 3, 1, f"{name}_2", **conv)
+    y = L.Add(name=f"{name}_add")([skip, y])
     return L.ReLU(name=f"{name}_out")(y)
 
 
@@ -94,16 +102,16 @@ def reversible_resnet18(num_classes=INFO.num_classes, input_shape=INFO.input_sha
     small = max(input_shape[:2]) <= SMALL_INPUT
     inputs = keras.Input(input_shape, name="image")
     if small:
-        x = _conv_bn(inputs, 64, 3, 1, "stem")
+        x = conv_bn(inputs, 64, 3, 1, "stem")
         x = L.ReLU(name="stem_relu")(x)
     else:
-        x = _conv_bn(inputs, 64, 7, 2, "stem")
+        x = conv_bn(inputs, 64, 7, 2, "stem")
         x = L.ReLU(name="stem_relu")(x)
         x = L.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
     for s, filters in enumerate((64, 128, 256, 512), start=1):
         for b in (1, 2):
             strides = 2 if (s > 1 and b == 1) else 1
-            x = _basic_block(x, filters, strides, f"stage{s}_block{b}")
+            x = basic_block(x, filters, strides, f"stage{s}_block{b}")
     x = L.GlobalAveragePooling2D(name="avg_pool")(x)
     outputs = L.Dense(num_classes, activation="softmax", name="predictions")(x)
     return kr.ReversibleModel(
