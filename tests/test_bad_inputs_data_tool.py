@@ -4,21 +4,13 @@ Every file is validated before the previous good copy is replaced; a bad one
 is an error (exit status 1) that names the file.
 """
 
-import gzip
 import re
 
 import numpy as np
 import pytest
 
 from keras_reversible.data import __main__ as tool
-
-
-def _write_idx(path, array):
-    array = np.asarray(array, np.uint8)
-    magic = 0x0801 if array.ndim == 1 else 0x0803
-    head = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(head + array.tobytes())
+from test_data_prepare import write_idx as _write_idx
 
 
 def _source(folder, train_labels=None, test_images=None):
