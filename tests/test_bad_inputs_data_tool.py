@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from keras_reversible.data import __main__ as tool
-from test_data_prepare import write_idx as _write_idx
+from idx_files import write_idx as _write_idx
 
 
 def _source(folder, train_labels=None, test_images=None):

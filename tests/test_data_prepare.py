@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from idx_files import write_idx
 from keras_reversible import data
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -19,14 +20,6 @@ def run_prepare(*args, cwd):
                TF_CPP_MIN_LOG_LEVEL="2")
     return subprocess.run([sys.executable, "-m", "keras_reversible.data", "prepare", *args],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-
-
-def write_idx(path, array):
-    array = np.asarray(array, np.uint8)
-    magic = 0x0801 if array.ndim == 1 else 0x0803
-    head = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(head + array.tobytes())
 
 
 @pytest.fixture()

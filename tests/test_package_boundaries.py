@@ -104,3 +104,14 @@ print("RESULT " + json.dumps({{"walked": walked, "loaded": loaded}}))
     result = json.loads(line[len("RESULT "):])
     assert {"keras_reversible.files", "keras_reversible.data.cache"} <= set(result["walked"])
     assert result["loaded"] == [], f"the library loaded script plumbing: {result['loaded']}"
+
+
+def test_no_test_module_imports_another_test_module():
+    # Bazel gives each test_*.py its own target with the helpers beside it but not the
+    # other tests, so a test that imports test_x passes under pytest and fails under bazel.
+    offenders = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        names = _imported(path.read_text(), "")
+        offenders += [f"{path.name} imports {n}" for n in names
+                      if n.split(".")[0].startswith("test_")]
+    assert not offenders, "move shared test code into a helper module: " + "; ".join(offenders)
