@@ -19,6 +19,8 @@ MAX_POOL_REVERSE = registry.OPTIONS["max_pool_reverse"]
 UPSAMPLE_REVERSE = registry.OPTIONS["upsample_reverse"]
 DEFAULT_MAX_POOL_REVERSE = registry.DEFAULT_OPTIONS["max_pool_reverse"]
 DEFAULT_UPSAMPLE_REVERSE = registry.DEFAULT_OPTIONS["upsample_reverse"]
+UNKNOWN_LAYERS = registry.OPTIONS["unknown_layers"]
+DEFAULT_UNKNOWN_LAYERS = registry.DEFAULT_OPTIONS["unknown_layers"]
 
 # keras.Model's keywords that ReversibleModel passes through: a functional
 # model honours ``trainable`` alone and silently drops every other keyword
@@ -108,6 +110,12 @@ class ReversalConfig:
             or ``"unpool"`` (exact transpose: to the arg-max positions).
         upsample_reverse: ``"max_pool"`` (default, paper, racecar table 13)
             or ``"transpose"`` (exact transpose of the up-sampling).
+        unknown_layers: what to do with a layer or raw op that has no
+            reverse rule: ``"error"`` (default: ``UnsupportedLayerError``
+            naming it and how to register a rule) or ``"linearize"`` (the
+            transpose of its Jacobian at the forward input, in inference
+            mode: exact for a linear layer; each such layer is named once
+            in a warning and in ``reverse_summary()``).
 
     Raises:
         ValueError: a value out of range, naming the setting.
@@ -131,11 +139,13 @@ class ReversalConfig:
     latent_generation: Any = None
     max_pool_reverse: str = DEFAULT_MAX_POOL_REVERSE
     upsample_reverse: str = DEFAULT_UPSAMPLE_REVERSE
+    unknown_layers: str = DEFAULT_UNKNOWN_LAYERS
 
     def __post_init__(self):
         _check_choice("reduction", self.reduction, losses.REDUCTIONS)
         _check_choice("max_pool_reverse", self.max_pool_reverse, MAX_POOL_REVERSE)
         _check_choice("upsample_reverse", self.upsample_reverse, UPSAMPLE_REVERSE)
+        _check_choice("unknown_layers", self.unknown_layers, UNKNOWN_LAYERS)
         if self.reverse_from is not None and not isinstance(self.reverse_from, str):
             raise TypeError(
                 "reverse_from must be a layer name (str) or None, got "
@@ -166,6 +176,11 @@ class ReversalConfig:
     def input_range_fn(self):
         """The ``input_range`` op as a callable, or None for identity."""
         return resolve_input_range(self.input_range)
+
+    @property
+    def options(self):
+        """The reversal options the rules read (``registry.OPTIONS``), by name."""
+        return {name: getattr(self, name) for name in registry.OPTIONS}
 
     @property
     def latent(self):

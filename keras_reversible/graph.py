@@ -17,14 +17,15 @@ train step, only the rules' TensorFlow ops.
 """
 
 import dataclasses
-import functools
 import sys
+import warnings
 from typing import Callable, Optional
 
 import keras
 import tensorflow as tf
 
-from keras_reversible import registry
+from keras_reversible import nodes, regions, registry
+from keras_reversible.nodes import key, producer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,54 +55,65 @@ class RangeOp:
 
 @dataclasses.dataclass(frozen=True)
 class Step:
-    """One forward layer call, reversed."""
+    """One forward call (of a layer, a raw op or a pointwise region), reversed.
 
-    layer: keras.layers.Layer
+    Attributes:
+        layer: the layer or operation (a ``regions.Region`` for a region).
+        rule: its reverse rule.
+        input_keys, output_keys: keys of its input and output tensors.
+        input_shapes, output_shapes: their static shapes.
+        tap_inputs: the rule reads the forward input values.
+        signal: indices of the inputs that receive a reverse signal.
+        forward: ``forward(*inputs)``, the call as in the graph.
+        arguments: the call's ``(args, kwargs)`` with ``nodes.InputSlot``s.
+    """
+
+    layer: object
     rule: registry.ReverseRule
     input_keys: tuple
     output_keys: tuple
     input_shapes: list
+    output_shapes: list
     tap_inputs: bool
+    signal: tuple
+    forward: Optional[Callable] = None
+    arguments: Optional[tuple] = None
+
+    def context(self, **kwargs):
+        """A ``ReverseContext`` for this step."""
+        return registry.ReverseContext(
+            input_shapes=self.input_shapes, output_shapes=self.output_shapes,
+            forward=self.forward, arguments=self.arguments, **kwargs)
 
 
-def key(tensor):
-    """Identity of a symbolic tensor in the graph."""
-    return id(tensor)
+def _linearized_transpose(layer, y, ctx):
+    """The transpose of the layer's Jacobian at its forward input (inference mode)."""
+    xs = registry.vjp(ctx.forward, [ctx.forward_input(i, registry._first(y))
+                                    for i in range(len(ctx.input_shapes))], y)
+    return xs[0] if len(xs) == 1 else xs
 
 
-# Keras has no public API for a functional graph's nodes. The three readers
-# below are the only places that touch its private attributes
-# (``KerasTensor._keras_history``, ``Operation._inbound_nodes``);
-# tests/test_graph_internals.py pins the behaviour they rely on.
+LINEARIZED = registry.ReverseRule(
+    "structural", transpose=_linearized_transpose, needs_inputs=True, range_barrier=True,
+    name="linearized")
 
 
-def producer(tensor):
-    """(layer, node) that produced a KerasTensor; ``(None, None)`` for none."""
-    history = getattr(tensor, "_keras_history", None)
-    if history is None or history.operation is None:
-        return None, None
-    return history.operation, history.operation._inbound_nodes[history.node_index]
-
-
-def calls(layer):
-    """The nodes of ``layer``'s calls on symbolic tensors (its functional uses)."""
-    return [node for node in layer._inbound_nodes if node.input_tensors]
-
-
-def is_functional_graph(model):
-    """True for a Keras model whose outputs trace back through a functional graph.
-
-    Functional and Sequential models qualify; a subclassed model (no symbolic
-    inputs/outputs) does not.
-    """
-    if not isinstance(model, keras.Model) or not getattr(model, "inputs", None):
-        return False
-    outputs = keras.tree.flatten(getattr(model, "outputs", None) or [])
-    return bool(outputs) and all(producer(t)[0] is not None for t in outputs)
+def _is_floating(tensor):
+    return "float" in str(tensor.dtype)
 
 
 def _is_linear_activation(fn):
     return fn is None or fn is keras.activations.linear or getattr(fn, "__name__", "") == "linear"
+
+
+def _range_op(rule, layer, node):
+    """``fn(x, ctx)``: the pointwise rule's range op with the node's call as ``ctx.forward``."""
+    forward = nodes.call_function(layer, node)
+
+    def range_op(x, ctx):
+        return rule.range_op(layer, x, dataclasses.replace(ctx, forward=forward))
+
+    return range_op
 
 
 def _activation_range_op(layer, view):
@@ -114,13 +126,14 @@ class ReverseGraph:
 
     Args:
         model: a functional ``keras.Model``.
-        start: the KerasTensor whose value starts the reverse pass (``I_r``).
+        start: the KerasTensor whose value starts the reverse pass (``I_r``),
+            in a graph without nested models (``nesting.flatten``).
         input_range: callable applied to ``L'`` at the model input, or None.
-        options: rule options (``max_pool_reverse``, ``upsample_reverse``).
+        options: reversal options (``registry.OPTIONS``).
 
     Raises:
-        registry.UnsupportedLayerError: a layer on the path has no rule.
-        ValueError: a nested model or a multi-output layer is on the path.
+        registry.UnsupportedLayerError: a layer on the path has no rule
+            (with ``unknown_layers="error"``).
     """
 
     def __init__(self, model, start, input_range=None, options=None):
@@ -129,43 +142,22 @@ class ReverseGraph:
         self.input_range = input_range
         self.options = dict(options or {})
         self.tensors = {}  # key -> KerasTensor (keeps ids alive and unique)
-        order = self._topological_nodes(start)
-        self.steps = []
-        weight_inputs = []
-        for layer, node in order:
-            if not node.input_tensors:
-                continue  # an InputLayer
-            rule = self._rule(layer)
-            if len(node.output_tensors) != 1:
-                raise ValueError(
-                    f"Layer '{layer.name}' returns {len(node.output_tensors)} "
-                    "tensors; the reverse pass supports single-output layers."
-                )
-            needs = rule.needs_inputs
-            needs = needs(self.options) if callable(needs) else needs
-            dynamic = any(d is None for t in node.input_tensors for d in t.shape[1:])
-            for t in (*node.input_tensors, *node.output_tensors):
-                self.tensors[key(t)] = t
-            self.steps.append(Step(
-                layer=layer,
-                rule=rule,
-                input_keys=tuple(key(t) for t in node.input_tensors),
-                output_keys=tuple(key(t) for t in node.output_tensors),
-                input_shapes=[tuple(t.shape) for t in node.input_tensors],
-                tap_inputs=bool(needs or dynamic),
-            ))
-            if rule.kind == "weight":
-                weight_inputs.append((layer, node.input_tensors[0]))
-        self.steps.reverse()
+        self.regions = {}  # id(node) of a region's last op -> Region
+        self.linearized = []  # layers reversed by their Jacobian's transpose
+        self.steps = self._walk(start)
         self.tensors[key(start)] = start
 
-        # Constrained points: distinct weight-layer inputs, forward order.
+        # Constrained points: distinct floating-point weight-layer inputs,
+        # forward order (an Embedding's integer ids are not a point).
         self.constrained = []
         self.weight_layers = []
         seen = set()
-        for layer, tensor in weight_inputs:
-            self.weight_layers.append(layer)
-            if key(tensor) not in seen:
+        for step in reversed(self.steps):
+            if step.rule.kind != "weight":
+                continue
+            self.weight_layers.append(step.layer)
+            tensor = self.tensors[step.input_keys[step.signal[0]]]
+            if key(tensor) not in seen and _is_floating(tensor):
                 seen.add(key(tensor))
                 self.constrained.append(key(tensor))
         self.range_ops = {k: self.collect_range_ops(self.tensors[k]) for k in self.constrained}
@@ -177,18 +169,62 @@ class ReverseGraph:
     # Construction
 
     def _rule(self, layer):
+        rule = registry.find_rule(layer)
+        if rule is not None:
+            return rule
         if isinstance(layer, keras.Model):
             raise registry.UnsupportedLayerError(
-                f"Layer '{layer.name}' is a nested model "
-                f"({type(layer).__name__}); the reverse pass walks one flat "
-                "functional graph. Build the model from the nested model's "
-                "layers directly (e.g. call its layers on your tensors)."
-            )
-        return registry.rule_for(layer)
+                f"Layer '{layer.name}' is a nested {type(layer).__name__} that is not a "
+                "functional graph (a subclassed model); the reverse pass cannot walk "
+                "into it.")
+        if registry.option(self.options, "unknown_layers") != "linearize":
+            registry.rule_for(layer)  # raises, naming the layer
+        if layer not in self.linearized:
+            self.linearized.append(layer)
+            warnings.warn(
+                f"{type(layer).__name__} '{layer.name}' has no reverse rule: the reverse "
+                "pass uses the transpose of its Jacobian at the forward input "
+                "(unknown_layers='linearize'), exact only for a linear layer.", stacklevel=4)
+        return LINEARIZED
 
-    @staticmethod
-    def _topological_nodes(start):
-        """(layer, node) pairs upstream of ``start``, inputs first."""
+    def _step(self, layer, node, rule):
+        ctx = registry.ReverseContext(
+            input_shapes=[tuple(t.shape) for t in node.input_tensors],
+            output_shapes=[tuple(t.shape) for t in node.output_tensors],
+            options=self.options, arguments=nodes.argument_slots(node))
+        signal = (tuple(rule.signal_inputs(layer, ctx)) if rule.signal_inputs
+                  else tuple(range(len(node.input_tensors))))
+        needs = rule.needs_inputs
+        needs = needs(self.options) if callable(needs) else needs
+        dynamic = any(d is None for t in node.input_tensors for d in t.shape[1:])
+        for t in (*node.input_tensors, *node.output_tensors):
+            self.tensors[key(t)] = t
+        return Step(
+            layer=layer, rule=rule,
+            input_keys=tuple(key(t) for t in node.input_tensors),
+            output_keys=tuple(key(t) for t in node.output_tensors),
+            input_shapes=ctx.input_shapes, output_shapes=ctx.output_shapes,
+            tap_inputs=bool(needs or dynamic), signal=signal,
+            forward=nodes.call_function(layer, node), arguments=ctx.arguments)
+
+    def _region_step(self, region):
+        for t in (region.source, region.output):
+            self.tensors[key(t)] = t
+        rule = registry.ReverseRule(
+            "pointwise", range_op=lambda layer, x, ctx: layer.apply(x), elementwise=True,
+            name="pointwise region")
+        return Step(layer=region, rule=rule, input_keys=(key(region.source),),
+                    output_keys=(key(region.output),),
+                    input_shapes=[tuple(region.source.shape)],
+                    output_shapes=[tuple(region.output.shape)], tap_inputs=False, signal=(0,))
+
+    def _walk(self, start):
+        """The steps upstream of ``start`` along the reverse signal, outputs first.
+
+        The walk follows only the inputs a rule sends a signal to (not a
+        gate, not an attention query), and takes a pointwise region as one
+        step.
+        """
         order, visited = [], set()
 
         def visit(tensor):
@@ -197,21 +233,27 @@ class ReverseGraph:
                 raise ValueError(
                     f"Tensor {tensor} has no Keras history; is the model functional?"
                 )
-            if id(node) in visited:
-                return
+            if id(node) in visited or not node.input_tensors:
+                return  # done, or a model input
             visited.add(id(node))
-            for parent in node.input_tensors:
-                visit(parent)
-            order.append((layer, node))
+            region = regions.find(tensor)
+            if region is not None:
+                self.regions[id(node)] = region
+                step = self._region_step(region)
+            else:
+                step = self._step(layer, node, self._rule(layer))
+            for i in step.signal:
+                visit(self.tensors[step.input_keys[i]])
+            order.append(step)
 
         # Deep models (DenseNet-121: ~430 layers) exceed the default limit.
         limit = sys.getrecursionlimit()
-        sys.setrecursionlimit(max(limit, 10000))
+        sys.setrecursionlimit(max(limit, 20000))
         try:
             visit(start)
         finally:
             sys.setrecursionlimit(limit)
-        return order
+        return order[::-1]
 
     def collect_range_ops(self, tensor):
         """Range ops of the constrained point ``tensor``, in forward order."""
@@ -223,10 +265,15 @@ class ReverseGraph:
                     fn = self.input_range
                     ops.append(RangeOp(lambda x, ctx: fn(x), view, "input_range"))
                 break
+            region = self.regions.get(id(node))
+            if region is not None:
+                ops.append(RangeOp(lambda x, ctx, r=region: r.apply(x), view, region.name))
+                cur = region.source
+                continue
             rule = self._rule(layer)
-            single = len(node.input_tensors) == 1
+            single = len(node.input_tensors) == 1 and len(node.output_tensors) == 1
             if rule.kind == "pointwise" and single:
-                ops.append(RangeOp(functools.partial(rule.range_op, layer), view, layer.name, layer))
+                ops.append(RangeOp(_range_op(rule, layer, node), view, layer.name, layer))
             elif rule.kind == "identity" and single:
                 pass
             elif rule.kind == "structural" and single and not rule.range_barrier:
@@ -281,10 +328,13 @@ class ReverseGraph:
                  update_statistics=False):
         pending = {key(self.start): [tf.cast(start_value, tf.float32)]}
         final = {}
+        batch = tf.shape(start_value)[:1]
 
-        def finalize(k):
+        def finalize(k, shape=None):
             if k in final:
                 return final[k]
+            if k not in pending:  # an output off the reverse path (split, unstack)
+                return tf.zeros(tf.concat([batch, shape[1:]], 0), tf.float32)
             parts = pending.pop(k)
             value = parts[0] if len(parts) == 1 else tf.add_n(parts)
             for op in self.range_ops.get(k, ()):
@@ -296,14 +346,13 @@ class ReverseGraph:
             [], training=training, options=self.options, statistics=statistics,
             update_statistics=update_statistics and training)
         for step in self.steps:
-            ys = [finalize(k) for k in step.output_keys]
+            ys = [finalize(k, shape) for k, shape in zip(step.output_keys, step.output_shapes)]
             if step.rule.kind in ("pointwise", "identity"):
                 # Identity in the walk: pointwise ops are re-applied only as
                 # range ops, at the constrained points (DESIGN §1).
                 pending.setdefault(step.input_keys[0], []).append(ys[0])
                 continue
-            ctx = registry.ReverseContext(
-                input_shapes=step.input_shapes,
+            ctx = step.context(
                 inputs=[taps[k] for k in step.input_keys] if step.tap_inputs else None,
                 training=training,
                 options=self.options,
@@ -316,7 +365,14 @@ class ReverseGraph:
                     f"The reverse rule of layer '{step.layer.name}' returned "
                     f"{len(xs)} tensors for {len(step.input_keys)} inputs."
                 )
-            for i, (x, shape) in enumerate(zip(xs, step.input_shapes)):
+            for i in step.signal:
+                x, shape = xs[i], step.input_shapes[i]
+                if x is None:
+                    raise ValueError(
+                        f"The reverse rule {step.rule.name!r} of layer '{step.layer.name}' "
+                        f"returned None for input {i}, which receives a reverse signal.")
+                if not _is_floating(self.tensors[step.input_keys[i]]):
+                    continue  # an Embedding's ids: scores over the vocabulary
                 if not tf.TensorShape(x.shape[1:]).is_compatible_with(shape[1:]):
                     raise ValueError(
                         f"The reverse rule {step.rule.name!r} of layer "
@@ -325,8 +381,8 @@ class ReverseGraph:
                         f"{tuple(shape)}; a reverse rule must return the shape of "
                         "the layer's input."
                     )
-            for k, x in zip(step.input_keys, xs):
-                pending.setdefault(k, []).append(x)
+            for i in step.signal:
+                pending.setdefault(step.input_keys[i], []).append(xs[i])
         for k in list(pending):
             finalize(k)
         return final
@@ -361,12 +417,13 @@ class ReverseGraph:
         start_layer, _ = producer(self.start)
         lines = [f"reverse pass from the output of '{start_layer.name}' (I_r)"]
         for step in self.steps:
-            lines.append(
-                f"  {step.layer.name:<28} {type(step.layer).__name__:<22} "
-                f"{step.rule.kind}"
-            )
+            kind = "linearized" if step.rule is LINEARIZED else step.rule.kind
+            lines.append(f"  {step.layer.name:<28} {type(step.layer).__name__:<22} {kind}")
         lines.append("constrained points (forward order) and their range ops:")
         for m, k in enumerate(self.constrained, start=1):
             ops = ", ".join(op.name for op in self.range_ops[k]) or "identity"
             lines.append(f"  L_{m}: {tuple(self.tensors[k].shape)}  range ops: {ops}")
+        if self.linearized:
+            names = ", ".join(f"'{layer.name}'" for layer in self.linearized)
+            lines.append(f"linearized (no reverse rule; the transpose of the Jacobian): {names}")
         return "\n".join(lines)

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_reversible import graph as graph_lib
+from keras_reversible import nodes
 
 
 def check_bool(value, name, where):
@@ -108,7 +108,7 @@ class ModelInputs:
         return self._functions[name]
 
     def _names(self):
-        return ", ".join(repr(graph_lib.producer(t)[0].name) for t in self.inputs)
+        return ", ".join(repr(nodes.producer(t)[0].name) for t in self.inputs)
 
     def check(self, x, where, what="x"):
         """``x`` as a flat list of numpy arrays, checked against the inputs.
@@ -161,7 +161,7 @@ class ModelInputs:
 
     @staticmethod
     def _check_one(value, t, where, what):
-        name = graph_lib.producer(t)[0].name
+        name = nodes.producer(t)[0].name
         expected = (None, *t.shape[1:])
         shown = "(batch, " + ", ".join(str(d) for d in expected[1:]) + ")"
         if isinstance(value, (str, bytes)):

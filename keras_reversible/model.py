@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from keras_reversible import export as export_lib
 from keras_reversible import files
-from keras_reversible import graph as graph_lib
+from keras_reversible import nodes
 from keras_reversible import inputs as inputs_lib
 from keras_reversible import losses
 from keras_reversible import terms as terms_lib
@@ -54,7 +54,7 @@ class ReversibleModel(keras.Model):
         **kwargs: the reversal settings, keyword-only: ``depth``,
             ``racecar_weight``, ``reverse_from``, ``input_range``,
             ``reduction``, ``latent_generation``, ``max_pool_reverse``,
-            ``upsample_reverse`` (``keras_reversible.ReversalConfig`` defines
+            ``upsample_reverse``, ``unknown_layers`` (``keras_reversible.ReversalConfig`` defines
             each one and its default; ``reversal_config`` holds them), and
             ``trainable`` for ``keras.Model`` (a functional model ignores its
             other keywords, so they are refused).
@@ -101,8 +101,7 @@ class ReversibleModel(keras.Model):
         self._program = ReverseProgram(
             self, inputs_struct=self._inputs_struct, outputs_struct=self._outputs_struct,
             reverse_from=self._config.reverse_from, input_range=self._config.input_range_fn,
-            options={"max_pool_reverse": self._config.max_pool_reverse,
-                     "upsample_reverse": self._config.upsample_reverse})
+            options=self._config.options)
         lambdas = self._config.lambdas(self._program.num_constrained, self.name,
                                        [layer.name for layer in self._program.weight_layers])
         self._racecar = terms_lib.RacecarTerm(self._program, lambdas, self._config.reduction)
@@ -503,7 +502,7 @@ def make_reversible(model, **settings):
         **settings: reversal settings of ``ReversibleModel`` (``depth``,
             ``racecar_weight``, ``reverse_from``, ``input_range``,
             ``reduction``, ``latent_generation``, ``max_pool_reverse``,
-            ``upsample_reverse``).
+            ``upsample_reverse``, ``unknown_layers``).
 
     Returns:
         A ``ReversibleModel``.
@@ -528,7 +527,7 @@ def make_reversible(model, **settings):
                 f"make_reversible: Sequential model '{model.name}' has no "
                 "inputs yet; start it with keras.Input(shape) or build it."
             )
-    elif not graph_lib.is_functional_graph(model):
+    elif not nodes.is_functional_graph(model):
         raise TypeError(
             f"make_reversible needs a functional or Sequential Keras model; "
             f"'{getattr(model, 'name', model)}' is a {type(model).__name__}, "

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_reversible import graph as graph_lib
-from keras_reversible import losses, registry
+from keras_reversible import losses, nesting, nodes, registry
 from keras_reversible import statistics as statistics_lib
 from keras_reversible.inputs import ModelInputs
 
@@ -54,12 +54,12 @@ def start_tensor(model, reverse_from):
             f"reverse_from={reverse_from!r} is the input of model '{model.name}'; the "
             "reverse pass starts at the output of a layer after the input "
             "(a weight layer's output, or None for the network output).")
-    nodes = graph_lib.calls(layer)
-    if len(nodes) != 1 or len(nodes[0].output_tensors) != 1:
+    calls = nodes.calls(layer)
+    if len(calls) != 1 or len(calls[0].output_tensors) != 1:
         raise ValueError(
             f"reverse_from={reverse_from!r}: layer must be called exactly once and "
-            f"have one output (it has {len(nodes)} calls).")
-    return nodes[0].output_tensors[0]
+            f"have one output (it has {len(calls)} calls).")
+    return calls[0].output_tensors[0]
 
 
 class ReverseProgram:
@@ -88,12 +88,13 @@ class ReverseProgram:
         reverse_from: name of the layer whose output is ``I_r``; None for
             the network output.
         input_range: callable applied to ``L'_1``, or None.
-        options: rule options (``max_pool_reverse``, ``upsample_reverse``).
+        options: reversal options (``registry.OPTIONS``: ``max_pool_reverse``,
+            ``upsample_reverse``, ``unknown_layers``).
 
     Raises:
-        ValueError: a bad ``reverse_from``, a nested model or a
-            multi-output layer on the path, or a rule returning a wrong
-            shape; ``rules.UnsupportedLayerError`` for a layer without a rule.
+        ValueError: a bad ``reverse_from``, or a rule returning a wrong
+            shape; ``registry.UnsupportedLayerError`` for a layer without a
+            rule (with ``unknown_layers="error"``).
 
     Example:
 
@@ -118,11 +119,17 @@ class ReverseProgram:
 
     def __init__(self, model, *, inputs_struct, outputs_struct, reverse_from=None,
                  input_range=None, options=None):
-        self.graph = graph_lib.ReverseGraph(
-            model, start_tensor(model, reverse_from), input_range=input_range, options=options)
+        outputs = keras.tree.flatten(model.outputs)
+        start = start_tensor(model, reverse_from)
+        if nesting.has_nested_models(outputs):
+            flat = nesting.flatten(keras.tree.flatten(model.inputs), outputs)
+            outputs = [flat[graph_lib.key(t)] for t in outputs]
+            start = flat[graph_lib.key(start)]
+        self.graph = graph_lib.ReverseGraph(model, start, input_range=input_range,
+                                            options=options)
         self.graph.check()
         self.inputs = ModelInputs(keras.tree.flatten(model.inputs), inputs_struct, model.name)
-        self._outputs = keras.tree.flatten(model.outputs)
+        self._outputs = outputs
         self._outputs_struct = outputs_struct
         tap_keys, tap_tensors = self.graph.tap_tensors()
         input_keys = set(self.graph.input_keys)
@@ -327,7 +334,7 @@ class ReverseProgram:
             raise ValueError("latent_generation needs a model with one output.")
         chain, cur = [], self._outputs[0]
         while True:
-            layer, node = graph_lib.producer(cur)
+            layer, node = nodes.producer(cur)
             if node is None or len(node.input_tensors) != 1:
                 raise ValueError(
                     "latent_generation: the output must come from a weight layer "

@@ -1,10 +1,15 @@
 """The reverse-rule registry: the mechanism, no rules.
 
-A *reverse rule* tells the reverse pass what a forward layer means for it,
-reusing the layer's own variables (tied weights). Rules live in a registry
-keyed by layer class, the way JAX keeps transpose rules keyed by primitive;
-the lookup walks the class's MRO, so a subclass of ``keras.layers.Conv2D`` is
-reversed like a ``Conv2D``. The package's own rules are in
+A *reverse rule* tells the reverse pass what a forward operation means for
+it, reusing the layer's own variables (tied weights). Rules live in a
+registry keyed by operation class, the way JAX keeps transpose rules keyed by
+primitive: a ``keras.layers.Layer`` or a raw ``keras.Operation`` (what
+``keras.ops.pad(x, ...)`` or ``x + 3.0`` leave in a functional graph). A rule
+may also be keyed by the class's qualified name (a string such as
+``"keras.src.ops.numpy.Pad"``), so that other libraries' private classes get
+rules without a private import. The lookup walks the class's MRO, checking
+the class and then its qualified name at each step, so a subclass of
+``keras.layers.Conv2D`` is reversed like a ``Conv2D``. The package's own rules are in
 ``keras_reversible.rules``, one module per layer family, each registering its
 rules next to their definitions; importing ``keras_reversible`` registers
 them all.
@@ -51,6 +56,9 @@ OPTIONS = {
     "max_pool_reverse": ("upsample", "unpool"),
     # UpSampling: "max_pool" (racecar table 13) or "transpose" (exact).
     "upsample_reverse": ("max_pool", "transpose"),
+    # A layer or op without a rule: "error" (UnsupportedLayerError) or
+    # "linearize" (the transpose of its Jacobian at the forward input).
+    "unknown_layers": ("error", "linearize"),
 }
 DEFAULT_OPTIONS = {name: values[0] for name, values in OPTIONS.items()}
 
@@ -82,6 +90,12 @@ class ReverseRule:
             applied in its input's shape.
         range_barrier: range ops are not collected across this layer
             (invertible preprocessing such as Rescaling).
+        elementwise: the op acts elementwise (activations, adding or
+            multiplying tensors of one shape or by a constant), so it may
+            belong to a pointwise region (DESIGN §7).
+        signal_inputs: ``signal_inputs(layer, ctx)``: the indices of the
+            inputs that receive a reverse signal (default: all). The others
+            are off the reverse path, e.g. a gate or an attention query.
         name: the registered function's name, for error messages.
 
     Raises:
@@ -94,6 +108,8 @@ class ReverseRule:
     needs_inputs: Union[bool, Callable] = False
     reshapes: bool = False
     range_barrier: bool = False
+    elementwise: bool = False
+    signal_inputs: Optional[Callable] = None
     name: str = ""
 
     def __post_init__(self):
@@ -122,6 +138,12 @@ class ReverseContext:
             fall back to the forward layers' own.
         update_statistics: fold this pass's batch statistics into
             ``statistics`` (training mode only).
+        output_shapes: static shapes of the forward outputs.
+        forward: ``forward(*inputs)``: the forward call with its other
+            arguments (constants, ``axis=``...) as in the graph, returning
+            the output (a list for several); None outside a graph.
+        arguments: the call's ``(args, kwargs)`` with each input tensor
+            replaced by its index in ``input_shapes`` (an ``InputSlot``).
     """
 
     input_shapes: list
@@ -130,6 +152,9 @@ class ReverseContext:
     options: dict = dataclasses.field(default_factory=dict)
     statistics: Optional[object] = None
     update_statistics: bool = False
+    output_shapes: Optional[list] = None
+    forward: Optional[Callable] = None
+    arguments: Optional[tuple] = None
 
     def option(self, name):
         """The value of reversal option ``name`` (its default when unset)."""
@@ -180,27 +205,38 @@ class ReverseContext:
 _REGISTRY: dict = {}
 
 
+def qualified_name(cls):
+    """``"module.QualName"`` of a class: the string key of its rules."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def _lookup(cls):
     """The rule of ``cls`` or of its nearest base class, else None.
 
-    The one place that knows how rules are keyed (by class today).
+    The one place that knows how rules are keyed: at each class of the MRO,
+    by the class, then by its qualified name.
     """
     for base in cls.__mro__:
-        rule = _REGISTRY.get(base)
+        rule = _REGISTRY.get(base) or _REGISTRY.get(qualified_name(base))
         if rule is not None:
             return rule
     return None
 
 
 def add_rule(layer_classes, rule):
-    """Registers ``rule`` for each class in ``layer_classes`` (replacing any)."""
+    """Registers ``rule`` for each class or qualified name (replacing any)."""
     for cls in layer_classes:
         _REGISTRY[cls] = rule
 
 
 def registered():
-    """A copy of the registry: ``{layer class: ReverseRule}``."""
+    """A copy of the registry: ``{operation class or qualified name: ReverseRule}``."""
     return dict(_REGISTRY)
+
+
+def find_rule(layer):
+    """The rule of ``layer`` (a layer or a raw operation), or None."""
+    return _lookup(type(layer))
 
 
 def rule_for(layer):
@@ -214,48 +250,57 @@ def rule_for(layer):
     if rule is not None:
         return rule
     cls = type(layer)
+    what = "Layer" if isinstance(layer, keras.layers.Layer) else "Operation"
     raise UnsupportedLayerError(
-        f"Layer '{layer.name}' (class {cls.__module__}.{cls.__qualname__}) has "
-        "no reverse rule, so the reverse pass cannot go through it. Register "
-        "one: `@keras_reversible.register_reverse_rule("
-        f"{cls.__qualname__}, kind=...)` on a function `fn(layer, y)` that "
-        "maps the reverse signal at the layer's output to its input(s) "
+        f"{what} '{layer.name}' (class {qualified_name(cls)}) has no reverse "
+        "rule, so the reverse pass cannot go through it. Either register one: "
+        "`@keras_reversible.register_reverse_rule("
+        f"\"{qualified_name(cls)}\", kind=...)` on a function `fn(layer, y)` "
+        "that maps the reverse signal at its output to its input(s) "
         "(kind='pointwise' for activations/normalisations, 'weight' for "
-        "linear layers with weights, 'identity' for no-ops)."
+        "linear layers with weights, 'identity' for no-ops); or pass "
+        "unknown_layers=\"linearize\" to reverse it by the transpose of its "
+        "Jacobian at the forward input."
     )
 
 
-def transpose_rule(*layer_classes, kind="structural", needs_inputs=False,
-                   reshapes=False, range_barrier=False):
-    """Decorator: registers ``transpose(layer, y, ctx)`` for the classes."""
+def transpose_rule(*layer_classes, kind="structural", **flags):
+    """Decorator: registers ``transpose(layer, y, ctx)`` for the classes.
+
+    ``flags``: the other ``ReverseRule`` fields (``needs_inputs``,
+    ``reshapes``, ``range_barrier``, ``elementwise``, ``signal_inputs``).
+    """
 
     def register(transpose):
         add_rule(layer_classes, ReverseRule(
-            kind, transpose=transpose, needs_inputs=needs_inputs,
-            reshapes=reshapes, range_barrier=range_barrier,
-            name=transpose.__qualname__))
+            kind, transpose=transpose, name=transpose.__qualname__, **flags))
         return transpose
 
     return register
 
 
-def range_op_rule(*layer_classes):
+def range_op_rule(*layer_classes, elementwise=False):
     """Decorator: registers ``range_op(layer, x, ctx)`` for pointwise classes."""
 
     def register(range_op):
         add_rule(layer_classes, ReverseRule(
-            "pointwise", range_op=range_op, name=range_op.__qualname__))
+            "pointwise", range_op=range_op, elementwise=elementwise,
+            name=range_op.__qualname__))
         return range_op
 
     return register
 
 
 def call_forward(layer, x, ctx):
-    """The default range op of a pointwise layer: the layer itself.
+    """The default range op of a pointwise layer or op: its own call.
 
-    ``layer.call`` rather than ``layer(x)``: no autocast to a mixed precision
-    compute dtype, so the reverse pass stays in float32.
+    The call as in the graph (``ctx.forward``: a raw op keeps its constants,
+    e.g. ``keras.ops.clip(x, 0, 6)``), else ``layer.call(x)``; never
+    ``layer(x)``: no autocast to a mixed precision compute dtype, so the
+    reverse pass stays in float32.
     """
+    if ctx is not None and ctx.forward is not None:
+        return ctx.forward(x)
     return layer.call(x)
 
 
@@ -289,8 +334,12 @@ def register_reverse_rule(
     """Registers the reverse rule of a layer class (the extension point).
 
     Args:
-        layer_class: a ``keras.layers.Layer`` subclass. Its subclasses get
-            the rule too, unless they have their own.
+        layer_class: a ``keras.layers.Layer`` or ``keras.Operation``
+            subclass (raw ops such as ``keras.ops.pad`` leave an Operation
+            in the graph), or such a class's qualified name
+            (``"module.QualName"``, as the error for a layer without a rule
+            prints it). Its subclasses get the rule too, unless they have
+            their own.
         fn: for ``kind="weight"`` or ``"structural"``, the transpose
             ``fn(layer, y)`` or ``fn(layer, y, ctx)`` (a ``ReverseContext``):
             the reverse signal at the layer's input (a list for multi-input
@@ -310,7 +359,8 @@ def register_reverse_rule(
         once with their default), else ``fn``.
 
     Raises:
-        TypeError: ``layer_class`` is not a Keras layer class.
+        TypeError: ``layer_class`` is neither a Keras operation class nor a
+            qualified class name.
         ValueError: unknown ``kind``.
 
     Example:
@@ -333,10 +383,13 @@ def register_reverse_rule(
     print(model.num_constrained)  # 2: the inputs of the two Dense layers
     ```
     """
-    if not (inspect.isclass(layer_class) and issubclass(layer_class, keras.layers.Layer)):
+    is_class = inspect.isclass(layer_class) and issubclass(layer_class, keras.Operation)
+    is_name = isinstance(layer_class, str) and "." in layer_class.strip(".")
+    if not (is_class or is_name):
         raise TypeError(
-            f"register_reverse_rule: layer_class must be a keras.layers.Layer "
-            f"subclass, got {layer_class!r}."
+            "register_reverse_rule: layer_class must be a keras.layers.Layer or "
+            "keras.Operation subclass, or a qualified class name such as "
+            f"'keras.src.ops.numpy.Pad', got {layer_class!r}."
         )
     if kind not in KINDS:
         raise ValueError(
@@ -389,10 +442,44 @@ def vjp(fn, primals, cotangent):
     )
 
 
+def _forward(layer, ctx):
+    """``ctx.forward`` or, outside a graph, the layer's ``call`` on its inputs."""
+    if ctx.forward is not None:
+        return ctx.forward
+    if len(ctx.input_shapes) == 1:
+        return layer.call
+    return lambda *xs: layer.call(list(xs))
+
+
 def transpose_of_call(layer, y, ctx):
-    """Exact transpose of a parameter-free linear layer: the VJP of ``call``."""
+    """Exact transpose of a parameter-free linear op: the VJP of its call.
+
+    ``y`` is a list for an op with several outputs (``split``, ``unstack``).
+    """
     n = len(ctx.input_shapes)
-    primals = [ctx.zeros_like_input(i, y) for i in range(n)]
-    if n == 1:
-        return vjp(layer.call, primals, y)[0]
-    return vjp(lambda *xs: layer.call(list(xs)), primals, y)
+    primals = [ctx.zeros_like_input(i, _first(y)) for i in range(n)]
+    xs = vjp(_forward(layer, ctx), primals, y)
+    return xs[0] if n == 1 else xs
+
+
+def transpose_of_affine_call(layer, y, ctx):
+    """Transpose of an affine op ``f(x) = A x + c``: ``Aᵀ(y − c)``.
+
+    The constant ``c = f(0)`` is a bias (``x + 3.0``), subtracted as the
+    Dense rule subtracts ``b``; for a linear op ``c`` is zero.
+    """
+    n = len(ctx.input_shapes)
+    forward = _forward(layer, ctx)
+    primals = [ctx.zeros_like_input(i, _first(y)) for i in range(n)]
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        for p in primals:
+            tape.watch(p)
+        out = forward(*primals)
+    centred = tf.nest.map_structure(lambda a, b: a - tf.stop_gradient(b), y, out)
+    xs = tape.gradient(out, primals, output_gradients=centred,
+                       unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return xs[0] if n == 1 else xs
+
+
+def _first(y):
+    return y[0] if isinstance(y, (list, tuple)) else y

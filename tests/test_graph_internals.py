@@ -1,7 +1,7 @@
-"""The private Keras attributes the package relies on, pinned, and read in graph.py only.
+"""The private Keras attributes the package relies on, pinned, and read in nodes.py only.
 
-Keras has no public API for a functional graph's nodes; ``graph.producer``,
-``graph.calls`` and ``graph.is_functional_graph`` read them. If a Keras
+Keras has no public API for a functional graph's nodes; ``nodes.producer``,
+``nodes.calls`` and ``nodes.is_functional_graph`` read them. If a Keras
 release changes them, these tests say so before any reverse pass does.
 """
 
@@ -11,7 +11,7 @@ import re
 import keras
 
 import keras_reversible as kr
-from keras_reversible import graph
+from keras_reversible import nodes
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGES = ("keras_reversible", "zoo")
@@ -30,14 +30,14 @@ def test_producer_and_calls_follow_the_functional_graph():
     outputs = keras.layers.Add(name="add")([a, b])
     keras.Model(inputs, outputs)
 
-    layer, node = graph.producer(outputs)
+    layer, node = nodes.producer(outputs)
     assert layer.name == "add"
-    assert [graph.producer(t)[0].name for t in node.input_tensors] == ["shared", "shared"]
+    assert [nodes.producer(t)[0].name for t in node.input_tensors] == ["shared", "shared"]
     assert node.output_tensors[0] is outputs
-    assert graph.producer(inputs)[0].__class__.__name__ == "InputLayer"
-    assert graph.producer(keras.ops.ones((2,))) == (None, None)  # a concrete tensor
+    assert nodes.producer(inputs)[0].__class__.__name__ == "InputLayer"
+    assert nodes.producer(keras.ops.ones((2,))) == (None, None)  # a concrete tensor
     # Two symbolic calls of the shared layer, in call order.
-    calls = graph.calls(dense)
+    calls = nodes.calls(dense)
     assert len(calls) == 2 and calls[0].output_tensors[0] is a
     assert calls[1].output_tensors[0] is b
 
@@ -57,10 +57,10 @@ def test_is_functional_graph():
 
     subclassed = Subclassed()
     subclassed(keras.ops.ones((1, 4)))
-    assert graph.is_functional_graph(functional)
-    assert graph.is_functional_graph(sequential)
-    assert not graph.is_functional_graph(subclassed)
-    assert not graph.is_functional_graph(keras.layers.Dense(2))
+    assert nodes.is_functional_graph(functional)
+    assert nodes.is_functional_graph(sequential)
+    assert not nodes.is_functional_graph(subclassed)
+    assert not nodes.is_functional_graph(keras.layers.Dense(2))
     assert isinstance(kr.make_reversible(sequential), kr.ReversibleModel)
 
 
@@ -71,8 +71,8 @@ def test_no_private_keras_import_in_the_package():
     assert offenders == [], f"keras.src imported in {offenders}: use the public Keras API"
 
 
-def test_graph_internals_are_read_in_graph_py_only():
+def test_graph_internals_are_read_in_nodes_py_only():
     private = re.compile(r"\._inbound_nodes\b|\._keras_history\b")
     offenders = [str(p.relative_to(ROOT)) for p in _sources()
-                 if p.name != "graph.py" and private.search(p.read_text())]
-    assert offenders == [], f"functional-graph internals read outside graph.py: {offenders}"
+                 if p.name != "nodes.py" and private.search(p.read_text())]
+    assert offenders == [], f"functional-graph internals read outside nodes.py: {offenders}"

@@ -39,8 +39,10 @@ def test_register_custom_rule_and_lookup_by_subclass():
 
 
 def test_register_rejects_bad_arguments():
-    with pytest.raises(TypeError, match="keras.layers.Layer subclass"):
+    with pytest.raises(TypeError, match="keras.Operation subclass, or a qualified class name"):
         kr.register_reverse_rule(int)
+    with pytest.raises(TypeError, match="qualified class name"):
+        kr.register_reverse_rule("Pad")  # a bare name could match any class
     with pytest.raises(ValueError, match="kind must be one of"):
         kr.register_reverse_rule(L.Layer, kind="linear")
 
@@ -115,7 +117,8 @@ def test_a_rule_has_the_functions_of_its_kind(kind, functions):
 
 def test_the_reversal_options_default_to_the_papers_choices():
     assert registry.DEFAULT_OPTIONS == {"max_pool_reverse": "upsample",
-                                        "upsample_reverse": "max_pool"}
+                                        "upsample_reverse": "max_pool",
+                                        "unknown_layers": "error"}
     ctx = registry.ReverseContext([])
     assert ctx.option("max_pool_reverse") == "upsample"
     assert ctx.option("upsample_reverse") == "max_pool"

@@ -1,13 +1,16 @@
 """Dot-product identity ⟨A x, y⟩ = ⟨x, Aᵀ y⟩ for every linear reverse rule.
 
-``DOT_PRODUCT_CASES`` holds the cases, by layer class; a walker over the
-registry fails when the package registers a linear rule (kind "weight" or
-"structural") whose class has no case and is not one of the paper choices
+``DOT_PRODUCT_CASES`` holds the cases, by layer class; ``GRAPH_CASES`` those
+of the rules keyed by qualified name (raw ``keras.ops`` operations, other
+libraries' private layers), run through a small functional graph. A walker
+over the registry fails when the package registers a linear rule (kind
+"weight" or "structural") with no case that is not one of the paper choices
 listed, with the reason, in ``NOT_TRANSPOSED``.
 """
 
 import dataclasses
 import functools
+import importlib
 import inspect
 from typing import Callable
 
@@ -124,6 +127,12 @@ DOT_PRODUCT_CASES = {
              (7, 7, 3), id=f"s{s}-{p}")
         for s, p in [(1, "same"), (2, "valid")]
     ],
+    L.EinsumDense: [
+        case(lambda: L.EinsumDense("ab,bc->ac", output_shape=4, bias_axes="c",
+                                   bias_initializer=_bias()), (6,)),
+        case(lambda: L.EinsumDense("abc,cde->abde", output_shape=(None, 2, 3), bias_axes="de",
+                                   bias_initializer=_bias()), (5, 4), id="heads"),
+    ],
     # pooling
     L.AveragePooling1D: [case(lambda: L.AveragePooling1D(2, padding="same"), (7, 3))],
     L.AveragePooling2D: [
@@ -182,6 +191,8 @@ NOT_TRANSPOSED = {
     L.GlobalMaxPooling1D: _UP, L.GlobalMaxPooling2D: _UP, L.GlobalMaxPooling3D: _UP,
     L.UpSampling1D: _MP, L.UpSampling2D: _MP, L.UpSampling3D: _MP,
     L.Rescaling: _INVERSE, L.Normalization: _INVERSE,
+    L.Embedding: ("its input is integer ids, not a vector space: Eᵀ y is the transpose of the "
+                  "one-hot lookup, checked by test_embedding_reverse_is_the_one_hot_transpose"),
 }
 
 
@@ -194,6 +205,134 @@ def test_dot_product_identity(cls, dot_case):
     layer = dot_case.build()
     assert type(layer) is cls
     _check_dot_identity(layer, list(dot_case.shapes), **dot_case.options)
+
+
+# Rules keyed by qualified name, and gates: checked through a functional graph.
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphCase:
+    """``build(*inputs)`` on inputs of ``shapes``; inputs in ``fixed`` are held (gates)."""
+
+    build: Callable
+    shapes: tuple
+    id: str
+    fixed: tuple = ()
+
+
+def _private_class(name):
+    """A class of another library by qualified name (the package never imports these)."""
+    module, _, cls = name.rpartition(".")
+    return getattr(importlib.import_module(module), cls)
+
+
+NP = "keras.src.ops.numpy."
+OPS = keras.ops
+GRAPH_CASES = {
+    NP + "Add": [GraphCase(lambda x: x + 3.0, [(4, 3)], "bias"),
+                 GraphCase(lambda x: 2.0 + x, [(4, 3)], "bias-left"),
+                 GraphCase(lambda a, b: a + b, [(4, 3), (4, 3)], "two"),
+                 GraphCase(lambda a, b: a + b, [(4, 3), (1, 3)], "broadcast")],
+    NP + "Subtract": [GraphCase(lambda x: x - 1.5, [(4, 3)], "bias"),
+                      GraphCase(lambda x: 2.0 - x, [(4, 3)], "negated"),
+                      GraphCase(lambda a, b: a - b, [(4, 3), (4, 3)], "two")],
+    NP + "Negative": [GraphCase(lambda x: -x, [(4, 3)], "neg")],
+    NP + "Reshape": [GraphCase(lambda x: OPS.reshape(x, (-1, 4, 6)), [(3, 4, 2)], "reshape")],
+    NP + "Squeeze": [GraphCase(lambda x: OPS.squeeze(x, axis=2), [(3, 1, 2)], "squeeze")],
+    NP + "ExpandDims": [GraphCase(lambda x: OPS.expand_dims(x, 1), [(3, 2)], "expand")],
+    NP + "Pad": [GraphCase(lambda x: OPS.pad(x, [[0, 0], [1, 2], [0, 1]]), [(4, 3)], "pad")],
+    NP + "Transpose": [GraphCase(lambda x: OPS.transpose(x, (0, 2, 1, 3)), [(3, 4, 2)], "perm")],
+    NP + "Moveaxis": [GraphCase(lambda x: OPS.moveaxis(x, 1, 3), [(3, 4, 2)], "move")],
+    NP + "Swapaxes": [GraphCase(lambda x: OPS.swapaxes(x, 1, 2), [(3, 4, 2)], "swap")],
+    NP + "Concatenate": [GraphCase(lambda a, b: OPS.concatenate([a, b], axis=-1),
+                                   [(4, 3), (4, 5)], "concat")],
+    # Every output of a split on the path (reordered), and one off it (zeros).
+    NP + "Split": [GraphCase(lambda x: OPS.concatenate(OPS.split(x, [1, 3], axis=-1)[::-1], -1),
+                             [(4, 5)], "all"),
+                   GraphCase(lambda x: OPS.split(x, 2, axis=1)[1], [(4, 3)], "one")],
+    NP + "Stack": [GraphCase(lambda a, b: OPS.stack([a, b], axis=1), [(4, 3), (4, 3)], "stack")],
+    NP + "Hstack": [GraphCase(lambda a, b: OPS.hstack([a, b]), [(4, 3), (2, 3)], "hstack")],
+    "keras.src.ops.core.Unstack": [
+        GraphCase(lambda x: OPS.stack(OPS.unstack(x, axis=1)[::-1], axis=1), [(3, 2)], "all"),
+        GraphCase(lambda x: OPS.unstack(x, axis=2)[0], [(3, 2)], "one")],
+    NP + "Mean": [GraphCase(lambda x: OPS.mean(x, axis=(1, 2)), [(3, 4, 2)], "mean"),
+                  GraphCase(lambda x: OPS.mean(x, axis=-1, keepdims=True), [(3, 4)], "keepdims")],
+    NP + "Sum": [GraphCase(lambda x: OPS.sum(x, axis=-1), [(3, 4)], "sum")],
+    NP + "GetItem": [GraphCase(lambda x: x[:, 1:3], [(5, 2)], "slice"),
+                     GraphCase(lambda x: x[:, ::2, 0], [(5, 2)], "stride")],
+    NP + "Tile": [GraphCase(lambda x: OPS.tile(x, (1, 2, 1)), [(3, 2)], "tile")],
+    NP + "Repeat": [GraphCase(lambda x: OPS.repeat(x, 2, axis=1), [(3, 2)], "repeat")],
+    NP + "Flip": [GraphCase(lambda x: OPS.flip(x, axis=1), [(3, 2)], "flip")],
+    NP + "Roll": [GraphCase(lambda x: OPS.roll(x, 1, axis=1), [(3, 2)], "roll")],
+    # Gates: the gate input held at its forward value (DESIGN §7).
+    NP + "Multiply": [GraphCase(lambda x: x * 2.5, [(4, 3)], "constant"),
+                      GraphCase(lambda x, g: x * g, [(4, 3), (4, 3)], "gate", fixed=(1,)),
+                      GraphCase(lambda g, x: g * x, [(1, 3), (4, 3)], "se-gate", fixed=(0,))],
+    L.Multiply: [GraphCase(lambda x, g: L.Multiply()([x, g]), [(4, 4, 3), (1, 1, 3)], "se-gate",
+                           fixed=(1,))],
+    NP + "TrueDivide": [GraphCase(lambda x: x / 4.0, [(4, 3)], "constant"),
+                        GraphCase(lambda x, g: x / (OPS.abs(g) + 1.0), [(4, 3), (4, 3)], "gate",
+                                  fixed=(1,))],
+    NP + "Divide": [GraphCase(lambda x: OPS.divide(x, 4.0), [(4, 3)], "constant")],
+    # Attention with its weights A held fixed (query and key are data), biases off: the
+    # linear part of the value path.
+    L.MultiHeadAttention: [GraphCase(
+        lambda q, v, k: L.MultiHeadAttention(2, 3, use_bias=False)(q, v, k),
+        [(4, 6), (5, 6), (5, 6)], "cross", fixed=(0, 2))],
+    # keras.applications' private layers.
+    "keras.src.applications.convnext.LayerScale": [GraphCase(
+        lambda x: _private_class("keras.src.applications.convnext.LayerScale")(0.7, 3)(x),
+        [(4, 3)], "layer-scale")],
+    "keras.src.applications.inception_resnet_v2.CustomScaleLayer": [GraphCase(
+        lambda a, b: _private_class(
+            "keras.src.applications.inception_resnet_v2.CustomScaleLayer")(0.17)([a, b]),
+        [(4, 3), (4, 3)], "scale")],
+}
+
+
+@pytest.mark.parametrize(
+    "key,graph_case",
+    [(k, c) for k, cases in GRAPH_CASES.items() for c in cases],
+    ids=lambda v: v.id if isinstance(v, GraphCase) else _name(v).rsplit(".", 1)[-1],
+)
+def test_dot_product_identity_through_a_graph(key, graph_case):
+    inputs = [keras.Input(s) for s in graph_case.shapes]
+    outputs = graph_case.build(*inputs)
+    model = kr.ReversibleModel(inputs, outputs)
+    program = model.reverse_program
+    steps = program.graph.steps
+    assert any(registry.find_rule(step.layer) is registry._lookup(_resolve(key))
+               for step in steps), f"no step of the graph uses the rule of {_name(key)}"
+    xs = [tf.constant(RNG.normal(size=(2, *s)), tf.float32) for s in graph_case.shapes]
+    held = [x if i in graph_case.fixed else tf.zeros_like(x) for i, x in enumerate(xs)]
+    f0 = model(held)
+    ax = model(xs) - f0
+    y = tf.constant(RNG.normal(size=ax.shape), tf.float32)
+    _, taps = program.forward(xs)
+    back = program.reverse(taps, start=y + f0)
+    signal = [i for i in range(len(xs)) if i not in graph_case.fixed]
+    for i in graph_case.fixed:
+        assert program.input_keys[i] not in back  # nothing into a gate
+    rhs = sum(_dot(xs[i], back[program.input_keys[i]]) for i in signal)
+    assert rhs == pytest.approx(_dot(ax, y), rel=1e-4, abs=1e-3)
+
+
+def test_embedding_reverse_is_the_one_hot_transpose():
+    ids = keras.Input((4,), dtype="int32")
+    layer = L.Embedding(11, 5)
+    model = kr.ReversibleModel(ids, layer(ids))
+    x = np.array([[1, 2, 3, 10], [0, 0, 7, 5]], "int32")
+    y = tf.constant(RNG.normal(size=(2, 4, 5)), tf.float32)
+    _, taps = model.reverse_program.forward(x)
+    scores = model.reverse_program.reverse(taps, start=y)[model.reverse_program.input_keys[0]]
+    one_hot = tf.one_hot(x, 11)
+    assert scores.shape == (2, 4, 11)
+    assert _dot(one_hot, scores) == pytest.approx(_dot(layer(x), y), rel=1e-5)
+    assert model.num_constrained == 0  # integer ids are not a constrained point
+
+
+def _resolve(key):
+    return _private_class(key) if isinstance(key, str) else key
 
 
 def _defined_in(fn):
@@ -214,9 +353,13 @@ def _package_linear_rules():
     }
 
 
+def _name(key):
+    return key if isinstance(key, str) else key.__name__
+
+
 def check_every_linear_rule_has_a_case():
-    missing = [cls.__name__ for cls in _package_linear_rules()
-               if cls not in DOT_PRODUCT_CASES and cls not in NOT_TRANSPOSED]
+    covered = {*DOT_PRODUCT_CASES, *NOT_TRANSPOSED, *GRAPH_CASES}
+    missing = [_name(k) for k in _package_linear_rules() if k not in covered]
     assert not missing, (
         f"linear reverse rules without a dot-product case: {missing}; add cases to "
         "DOT_PRODUCT_CASES (or, for a rule that is deliberately not the transpose, "
@@ -231,7 +374,8 @@ def test_every_linear_rule_has_a_dot_product_case():
 def test_the_tables_name_only_registered_linear_rules():
     linear = _package_linear_rules()
     assert len(linear) >= 40  # the walker does see the built-in rules
-    stale = [cls.__name__ for cls in (*DOT_PRODUCT_CASES, *NOT_TRANSPOSED) if cls not in linear]
+    stale = [_name(k) for k in (*DOT_PRODUCT_CASES, *NOT_TRANSPOSED, *GRAPH_CASES)
+             if k not in linear]
     assert not stale
 
 

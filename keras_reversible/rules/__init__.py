@@ -13,13 +13,22 @@ keras_reversible``) registers them all.
 * ``activations``: activation layers as pointwise.
 * ``preprocessing``: Rescaling and Normalization inverses.
 * ``identity``: Dropout and friends.
+* ``ops``: raw ``keras.ops`` operations (by qualified name).
+* ``applications``: keras.applications' LayerScale, CustomScaleLayer,
+  StochasticDepth (by qualified name).
+* ``attention``: EinsumDense, Embedding, MultiHeadAttention.
+* ``gates``: Multiply (squeeze-excite gates), division by a tensor.
 """
 
 from keras_reversible.rules import (  # noqa: F401  (registers the rules)
     activations,
+    applications,
+    attention,
+    gates,
     identity,
     merge,
     normalization,
+    ops,
     pooling,
     preprocessing,
     shape,

@@ -10,6 +10,6 @@ from keras_reversible import registry
 
 L = keras.layers
 
-registry.range_op_rule(
-    L.Activation, L.ReLU, L.LeakyReLU, L.ELU, L.Softmax, L.PReLU,
-)(registry.call_forward)
+registry.range_op_rule(L.Activation, L.ReLU, L.LeakyReLU, L.ELU, L.PReLU,
+                       elementwise=True)(registry.call_forward)
+registry.range_op_rule(L.Softmax)(registry.call_forward)

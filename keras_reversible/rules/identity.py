@@ -15,5 +15,5 @@ registry.add_rule(
         L.GaussianNoise, L.GaussianDropout, L.AlphaDropout,
         L.ActivityRegularization, L.Identity,
     ),
-    registry.ReverseRule("identity", name="identity"),
+    registry.ReverseRule("identity", elementwise=True, name="identity"),
 )

@@ -12,10 +12,11 @@ from keras_reversible import registry
 
 L = keras.layers
 
-registry.transpose_rule(L.Subtract, L.Average)(registry.transpose_of_call)
+registry.transpose_rule(L.Subtract, elementwise=True)(registry.transpose_of_call)
+registry.transpose_rule(L.Average)(registry.transpose_of_call)
 
 
-@registry.transpose_rule(L.Add)
+@registry.transpose_rule(L.Add, elementwise=True)
 def _add_transpose(layer, y, ctx):
     """Add: a copy of ``y`` to every input (its VJP, without a forward of zeros)."""
     if any(tuple(shape[1:]) != tuple(y.shape[1:]) for shape in ctx.input_shapes):
