@@ -13,7 +13,7 @@ ifneq ($(wildcard $(SHARED_DATA)/.),)
 export KERAS_REVERSIBLE_DATA ?= $(SHARED_DATA)
 endif
 
-.PHONY: venv test test-distributed demo clean bazel-test
+.PHONY: venv test test-distributed test-applications-all demo clean bazel-test
 
 $(STAMP): requirements.lock setup.cfg
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test: $(STAMP)
 # Multi-process training tests (2 workers on 127.0.0.1, SIGKILL and resume).
 test-distributed: $(STAMP)
 	$(PY) -m pytest -n 2 -m distributed --durations=0 tests
+
+# Every keras.applications constructor (40) through the shared harness; about an hour on 2 cores.
+test-applications-all: $(STAMP)
+	KR_ALL_APPLICATIONS=1 $(PY) -m pytest -n 2 --durations=0 tests/test_applications.py -k every_application
 
 demo: $(STAMP)
 	$(PY) examples/racecar_mi.py --preset=demo --out=runs/demo
