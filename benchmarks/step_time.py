@@ -76,6 +76,10 @@ INPUTS = {
     "racecar_cifar_vgg": dict(input_shape=(32, 32, 3)),
     "reversible_vgg19": dict(input_shape=(32, 32, 3), num_classes=10),
 }
+# keras.applications families beyond the papers' layers (gates, raw ops, nested
+# models, LayerScale), made reversible with make_reversible at 32×32.
+APPLICATIONS = ("MobileNetV3Small", "EfficientNetB0", "ConvNeXtTiny")
+INPUTS.update({name: dict(input_shape=(32, 32, 3)) for name in APPLICATIONS})
 PRESETS = {
     # models, batch size, warm-up steps, timed rounds, depth points, memory, XLA
     "cpu": dict(models=list(INPUTS), batch_size=16, warmup=2, repeats=12, depth_points=4,
@@ -88,7 +92,8 @@ GOALS = {"racecar_over_ideal": 1.05, "lambda0": 1.03, "memory": 2.0}
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "runs/step_time", "Output folder.")
 flags.DEFINE_enum("preset", "cpu", list(PRESETS), "Models, batch and repeats preset.")
-flags.DEFINE_list("models", None, f"Zoo models (overrides the preset); known: {list(INPUTS)}.")
+flags.DEFINE_list("models", None, "Zoo models or keras.applications families (overrides the "
+                  f"preset); known: {list(INPUTS)}.")
 flags.DEFINE_integer("batch_size", None, "Batch size (overrides the preset).")
 flags.DEFINE_integer("repeats", None, "Timed rounds per variant (overrides the preset).")
 flags.DEFINE_integer("warmup", None, "Untimed steps per variant first (overrides the preset).")
@@ -101,6 +106,14 @@ flags.DEFINE_integer("depth_points", None, "Depths timed in 1 … n (overrides t
 flags.DEFINE_string("table_from", None, "Only write table.md and depth.png under --out from "
                     "this results.json (e.g. of a run stopped early).")
 flags.DEFINE_string("child", None, "Internal: measure the memory of this model in this process.")
+
+
+def build_base(name):
+    """The reversible model ``name``: a zoo entry, or a keras.applications family."""
+    if name in APPLICATIONS:
+        network = getattr(keras.applications, name)(weights=None, classes=10, **INPUTS[name])
+        return kr.make_reversible(network, input_range="relu")
+    return zoo.get(name, **INPUTS[name])
 
 
 def depths_for(n, points):
@@ -124,7 +137,7 @@ def batch_for(model, batch_size, seed=0):
 def build_variants(name, batch_size, depths, jit, variants=None):
     """The variants of ``name`` (default all) over one set of layers (shared weights)."""
     keras.utils.set_random_seed(0)
-    base = zoo.get(name, **INPUTS[name])
+    base = build_base(name)
     n = base.num_constrained
     settings = base.reversal_settings
     weight = settings["racecar_weight"]
@@ -252,7 +265,7 @@ def timing_ratios(ms, n, depths, ideal):
 def measure_model(name, cfg):
     start = time.time()
     print(f"{name}: building variants", flush=True)
-    probe = zoo.get(name, **INPUTS[name])
+    probe = build_base(name)
     depths = depths_for(probe.num_constrained, cfg["depth_points"])
     del probe
     base, compiled, errors, data = build_variants(

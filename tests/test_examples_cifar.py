@@ -94,3 +94,20 @@ def test_rn_cifar_reports_a_diverged_run(tmp_path):
     assert results["settings"]["clipnorm"] is None
     norms = results["results"]["rn_baseline"]["plain"]["rn"]["gradient_norm_at_init"][0]
     assert norms["task"] > 0 and norms["rn"] > 0
+
+
+def test_vit_cifar_tiny_trains_both_variants_and_resumes(tmp_path):
+    out = tmp_path / "vit"
+    printed = run_example("vit_cifar.py", out, "--preset=tiny")
+    assert "std / racecar reconstruction MSE" in printed
+    results = json.loads((out / "results.json").read_text())
+    assert results["epochs"] == 1 and results["train_images"] == 256
+    _check_common(out, results, ("regenerated_inputs.png",))
+    runs = {r["variant"]: r for r in results["runs"]}
+    assert runs["std"]["racecar_weight"] == 0.0 and runs["racecar"]["racecar_weight"] > 0
+    for r in runs.values():
+        assert 0.0 <= r["test_accuracy"] <= 1.0 and r["reconstruction_mse"] > 0
+    assert results["reconstruction_mse_ratio_std_over_racecar"] == (
+        runs["std"]["reconstruction_mse"] / runs["racecar"]["reconstruction_mse"])
+    again = run_example("vit_cifar.py", out, "--preset=tiny")
+    assert again.count(": cached") == 2

@@ -52,6 +52,7 @@ def test_list_models_lists_every_constructor():
     assert zoo.list_models() == sorted([
         "racecar_cifar_vgg", "racecar_mi_net", "racecar_mnist_cnn",
         "reversible_cifar_resnet", "reversible_densenet40", "reversible_resnet18", "reversible_vgg19",
+        "reversible_vit",
         "rn_baseline", "smoke_discriminator", "smoke_generator",
     ])
     for name in zoo.list_models():

@@ -22,10 +22,12 @@ from zoo.resnet import reversible_resnet18
 from zoo.rn import rn_baseline
 from zoo.smoke import smoke_discriminator, smoke_generator
 from zoo.vgg import reversible_vgg19
+from zoo.vit import reversible_vit
 
 __all__ = [
     "ModelInfo", "SmallInput", "get", "info", "list_models",
     "racecar_cifar_vgg", "racecar_mi_net", "racecar_mnist_cnn",
     "reversible_cifar_resnet", "reversible_densenet40", "reversible_resnet18", "reversible_vgg19",
+    "reversible_vit",
     "rn_baseline", "smoke_discriminator", "smoke_generator",
 ]
