@@ -3,6 +3,7 @@
 import keras
 
 import keras_reversible as kr
+from zoo import pretrained
 from zoo.registry import ModelInfo, register
 
 MI_NET = ModelInfo(
@@ -24,7 +25,7 @@ MI_NET = ModelInfo(
 
 @register(MI_NET)
 def racecar_mi_net(num_classes=MI_NET.num_classes, input_shape=MI_NET.input_shape,
-                   kernel_regularizer=None, **reversal):
+                   kernel_regularizer=None, weights=None, **reversal):
     """The fully connected MI network of racecar table 7 (294 parameters).
 
     ``I(12) → tanh(FC(10)) → tanh(FC(7)) → tanh(FC(5)) → tanh(FC(4)) →
@@ -38,6 +39,10 @@ def racecar_mi_net(num_classes=MI_NET.num_classes, input_shape=MI_NET.input_shap
         input_shape: ``(12,)`` in the paper.
         kernel_regularizer: regulariser of every kernel, e.g.
             ``kr.SRIP(beta)`` for the paper's ``Ort`` baseline.
+        weights: None (random initialisation), ``"mi_task"`` (RR⁶ trained
+            on task A, ``docs/pretrained.md``; needs the default
+            ``num_classes`` and ``input_shape``) or the path of a
+            ``.weights.h5`` file of this architecture.
         **reversal: reversal settings of ``kr.ReversibleModel``; defaults are
             the paper's (λ = 1e-2 with the ``l2_loss`` reduction, depth 6,
             ``input_range="tanh"``). ``depth=0`` gives the Std model,
@@ -46,17 +51,26 @@ def racecar_mi_net(num_classes=MI_NET.num_classes, input_shape=MI_NET.input_shap
     Returns:
         A ``kr.ReversibleModel``.
 
+    Raises:
+        ValueError: an unknown preset (the message lists the known ones), a
+            missing or unfitting weights file, or ``num_classes`` /
+            ``input_shape`` other than the preset's.
+
     Example:
 
     ```python
+    import numpy as np
     import zoo
     model = zoo.racecar_mi_net()
     model.count_params()  # 294
+    trained = zoo.racecar_mi_net(weights="mi_task")  # packaged, no data needed
+    labels = np.argmax(trained.predict(np.eye(12, dtype="float32"), verbose=0), axis=-1)
     ```
 
     References:
         Xie & Thuerey, racecar training, section 4 and appendix A.1, table 7.
     """
+    source = pretrained.resolve(MI_NET, weights, num_classes=num_classes, input_shape=input_shape)
     inputs = keras.Input(input_shape, name="bits")
     x = inputs
     for i, units in enumerate((10, 7, 5, 4, 3), start=1):
@@ -64,9 +78,10 @@ def racecar_mi_net(num_classes=MI_NET.num_classes, input_shape=MI_NET.input_shap
                                kernel_regularizer=kernel_regularizer)(x)
     outputs = keras.layers.Dense(num_classes, activation="tanh", name="fc6",
                                  kernel_regularizer=kernel_regularizer)(x)
-    return kr.ReversibleModel(
+    model = kr.ReversibleModel(
         inputs, outputs, name="racecar_mi_net", **MI_NET.settings(input_shape, reversal)
     )
+    return pretrained.load(model, source)
 
 
 MNIST_CNN = ModelInfo(
@@ -88,7 +103,7 @@ MNIST_CNN = ModelInfo(
 
 @register(MNIST_CNN)
 def racecar_mnist_cnn(num_classes=MNIST_CNN.num_classes, input_shape=MNIST_CNN.input_shape,
-                      kernel_regularizer=None, **reversal):
+                      kernel_regularizer=None, weights=None, **reversal):
     """The MNIST CNN of racecar table 9 (38,645 parameters).
 
     ``I(28,28,1) → relu(C(3,64)) → MP → relu(C(3,64)) → MP → relu(C(3,1)) =
@@ -101,23 +116,37 @@ def racecar_mnist_cnn(num_classes=MNIST_CNN.num_classes, input_shape=MNIST_CNN.i
         input_shape: ``(28, 28, 1)`` in the paper.
         kernel_regularizer: regulariser of every kernel, e.g.
             ``kr.SRIP(beta)`` for the paper's ``Ort`` baseline.
+        weights: None (random initialisation), ``"mnist"`` (RR³ trained on
+            MNIST, ``docs/pretrained.md``; needs the default ``num_classes``
+            and ``input_shape``) or the path of a ``.weights.h5`` file of
+            this architecture.
         **reversal: reversal settings; defaults are the paper's (λ = 1e-5
             with ``l2_loss``, depth 3 = RR³). ``depth=0`` gives Std.
 
     Returns:
         A ``kr.ReversibleModel``.
 
+    Raises:
+        ValueError: an unknown preset (the message lists the known ones), a
+            missing or unfitting weights file, or ``num_classes`` /
+            ``input_shape`` other than the preset's.
+
     Example:
 
     ```python
+    import numpy as np
     import zoo
     model = zoo.racecar_mnist_cnn()
     model.count_params()  # 38645
+    trained = zoo.racecar_mnist_cnn(weights="mnist")  # packaged, no data needed
+    regenerated = trained.reconstruct(np.zeros((1, 28, 28, 1), "float32"))  # I'
     ```
 
     References:
         Xie & Thuerey, racecar training, section 5.1 and appendix A.2, table 9.
     """
+    source = pretrained.resolve(MNIST_CNN, weights, num_classes=num_classes,
+                                input_shape=input_shape)
     inputs = keras.Input(input_shape, name="image")
     x = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="conv1",
                             kernel_regularizer=kernel_regularizer)(inputs)
@@ -129,6 +158,7 @@ def racecar_mnist_cnn(num_classes=MNIST_CNN.num_classes, input_shape=MNIST_CNN.i
                             kernel_regularizer=kernel_regularizer)(x)
     x = keras.layers.Flatten(name="flatten")(x)
     outputs = keras.layers.Dense(num_classes, name="fc", kernel_regularizer=kernel_regularizer)(x)
-    return kr.ReversibleModel(
+    model = kr.ReversibleModel(
         inputs, outputs, name="racecar_mnist_cnn", **MNIST_CNN.settings(input_shape, reversal)
     )
+    return pretrained.load(model, source)
