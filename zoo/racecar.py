@@ -20,6 +20,26 @@ MI_NET = ModelInfo(
     # 12·10 + 10 + 10·7 + 7 + 7·5 + 5 + 5·4 + 4 + 4·3 + 3 + 3·2 + 2.
     parameters=294,
     trainable_parameters=294,
+    # Copied from docs/pretrained/racecar_mi_net-mi_task.json (tools/train_presets.py).
+    presets={"mi_task": pretrained.Preset(
+        file="racecar_mi_net-mi_task.weights.h5",
+        sha256="569bc867326124a21ad71be8b0afc1f55fd7b29895f4c8d98a12f571fab8eaab",
+        command="python tools/train_presets.py --preset=racecar_mi_net/mi_task --install",
+        seed=0,
+        epochs=2000,
+        data="the 12-bit task A, the 3,277 training patterns of load_mi_sphere(seed=0); RR⁶ "
+             "(racecar table 8: batch 512, Adam 4e-4, λ = 1e-2 with l2_loss, 2,000 epochs): "
+             "the example's phase-I RR6_A model",
+        test_data="mi_sphere_A_seed0",
+        test_examples=819,
+        metric="test_accuracy",
+        value=0.8644688644688645,
+        date="2026-11-25",
+        train_seconds=42.5,
+        arguments={"num_classes": 2, "input_shape": (12,)},
+        reversal={"depth": 6, "racecar_weight": 0.01, "reverse_from": None,
+                  "input_range": "tanh", "reduction": "l2_loss"},
+    )},
 )
 
 
@@ -98,6 +118,26 @@ MNIST_CNN = ModelInfo(
     parameters=38_645,
     trainable_parameters=38_645,
     gradient_exceptions=("fc",),  # the classifier after I_r
+    # Copied from docs/pretrained/racecar_mnist_cnn-mnist.json (tools/train_presets.py).
+    presets={"mnist": pretrained.Preset(
+        file="racecar_mnist_cnn-mnist.weights.h5",
+        sha256="8da54d153006cad03352b02c0764568d844631723fd2ee83aba3653076ad1bae",
+        command="python tools/train_presets.py --preset=racecar_mnist_cnn/mnist --install",
+        seed=0,
+        epochs=12,
+        data="MNIST, the first 55,000 of the 60,000 training images (the paper's count, "
+             "examples/racecar_mnist.py --preset=full); RR³ (racecar table 10: batch 64, Adam "
+             "1e-3, λ = 1e-5 with l2_loss): the example's phase-I RR3_A model",
+        test_data="mnist",
+        test_examples=10000,
+        metric="test_accuracy",
+        value=0.9845,
+        date="2026-11-25",
+        train_seconds=930.7,
+        arguments={"num_classes": 10, "input_shape": (28, 28, 1)},
+        reversal={"depth": 3, "racecar_weight": 1e-05, "reverse_from": "conv3",
+                  "input_range": "relu", "reduction": "l2_loss"},
+    )},
 )
 
 
