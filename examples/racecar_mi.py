@@ -163,6 +163,13 @@ def phase_one(name, seed, epochs, task_a, mi_data, cache, images_dir):
     return model, run
 
 
+def load_task(seed, task):
+    """Task ``"A"`` or ``"B"`` split by ``seed``, and the MI data: all 4,096 patterns, labelled."""
+    split = data.load_mi_sphere(seed=seed, task=task)
+    (x, y), (x_test, y_test) = split
+    return split, (np.concatenate([x, x_test]), np.concatenate([y, y_test]))
+
+
 def run_study(seeds, epochs, epochs_b, cache, images_dir):
     results = {name: [] for name in TABLE_1 + TABLE_2}
 
@@ -176,11 +183,8 @@ def run_study(seeds, epochs, epochs_b, cache, images_dir):
         return run
 
     for seed in seeds:
-        task_a = data.load_mi_sphere(seed=seed, task="A")
-        task_b = data.load_mi_sphere(seed=seed, task="B")
-        x_all = np.concatenate([task_a[0][0], task_a[1][0]])
-        mi_a = (x_all, np.concatenate([task_a[0][1], task_a[1][1]]))
-        mi_b = (x_all, np.concatenate([task_b[0][1], task_b[1][1]]))
+        task_a, mi_a = load_task(seed, "A")
+        task_b, mi_b = load_task(seed, "B")
         for name in PHASE_ONE:
             model, run = phase_one(name, seed, epochs, task_a, mi_a, cache, images_dir)
             results[name].append(run)

@@ -107,14 +107,16 @@ def color(name):
     return "tab:gray" if name == "Std_B" else COLORS[name.split("_")[0]]
 
 
+def load_task(task, train_images, test_images):
+    """Task ``"A"`` (MNIST) or ``"B"`` (motion-blurred MNIST): the first images, uint8 arrays."""
+    load = {"A": data.load_mnist_arrays, "B": data.load_motion_blur_mnist_arrays}[task]
+    (x, y), (xt, yt) = load("train", source=FLAGS.source), load("test", source=FLAGS.source)
+    return (x[:train_images], y[:train_images]), (xt[:test_images], yt[:test_images])
+
+
 def load_tasks(train_images, test_images):
     """Task A (MNIST) and task B (motion-blurred MNIST), uint8 arrays."""
-    tasks = {}
-    for task, load in (("A", lambda s: data.load_mnist_arrays(s, source=FLAGS.source)),
-                       ("B", lambda s: data.load_motion_blur_mnist_arrays(s, source=FLAGS.source))):
-        (x, y), (xt, yt) = load("train"), load("test")
-        tasks[task] = ((x[:train_images], y[:train_images]), (xt[:test_images], yt[:test_images]))
-    return tasks
+    return {task: load_task(task, train_images, test_images) for task in ("A", "B")}
 
 
 def as_float(x):

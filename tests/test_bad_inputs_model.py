@@ -128,9 +128,9 @@ def test_misspelt_keywords_name_the_closest_setting():
     with pytest.raises(TypeError, match=r"racecar_mnist_cnn\(\) got an unexpected keyword "
                                         r"argument 'racecar_wieght'; did you mean 'racecar_weight'"):
         zoo.get("racecar_mnist_cnn", racecar_wieght=0.1)
-    with pytest.raises(TypeError, match=r"racecar_mnist_cnn\(\) got an unexpected keyword "
+    with pytest.raises(TypeError, match=r"rn_baseline\(\) got an unexpected keyword "
                                         r"argument 'weights'; valid keywords: .*num_classes"):
-        zoo.racecar_mnist_cnn(weights="mnist")
+        zoo.rn_baseline(weights="cifar10")  # no presets: no weights argument
     with pytest.raises(TypeError, match=r"smoke_discriminator\(\) .* 'widht'; did you mean 'width'"):
         zoo.smoke_discriminator(widht=0.5)
 

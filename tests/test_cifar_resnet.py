@@ -191,8 +191,10 @@ def test_weights_round_trip(tmp_path):
     (dict(depth="20"), "depth must be one of"),
     (dict(shortcut="C"), "shortcut must be 'A' or 'B'"),
     (dict(shortcut="a"), "shortcut must be 'A' or 'B'"),
-    (dict(weights="cifar10"), "weights must be None or the path"),
-    (dict(weights="/nonexistent/x.weights.h5"), "weights must be None or the path"),
+    (dict(weights="cifar10_unknown"), r"weights='cifar10_unknown'\): unknown weights; known "
+                                      r"presets of reversible_cifar_resnet"),
+    (dict(weights="/nonexistent/x.weights.h5"), r"no such \.weights\.h5 file; weights must be "
+                                                r"None, a preset"),
 ])
 def test_bad_arguments_name_the_argument(kwargs, match):
     with pytest.raises(ValueError, match=match):

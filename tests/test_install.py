@@ -61,6 +61,14 @@ def _run_blocking_extras(code, cwd, pythonpath=None):
     return proc.stdout
 
 
+def _preset_files():
+    """The wheel paths of every preset's weight file, as the registry names them."""
+    import zoo
+
+    return {f"zoo/weights/{zoo.info(m).presets[p].file}"
+            for m, p in (name.split("/") for name in zoo.list_presets())}
+
+
 def test_install_requires_is_the_core_only():
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg")
@@ -102,6 +110,9 @@ def test_wheel_is_complete_and_runs_the_quick_start_outside_the_repo(tmp_path):
     expected = {str(p.relative_to(ROOT)) for package in PACKAGES
                 for p in (ROOT / package).rglob("*.py")}
     expected.add("keras_reversible/data/var_u.mat")
+    presets = _preset_files()
+    assert presets, "the registry lists no preset"
+    expected.update(presets)
     assert expected - names == set(), f"missing from the wheel: {sorted(expected - names)}"
     requires = re.findall(r"^Requires-Dist: (.*)$", metadata, flags=re.M)
     core = [r for r in requires if "extra ==" not in r]
@@ -129,5 +140,11 @@ def test_wheel_is_complete_and_runs_the_quick_start_outside_the_repo(tmp_path):
             assert "keras-reversible[examples]" in str(err), err
         else:
             raise AssertionError("load_mi_sphere ran without scipy")
+        from zoo import pretrained
+        for name in zoo.list_presets():  # every preset loads from the installed package
+            model, preset = name.split("/")
+            assert str(pretrained.weights_file(zoo.info(model).presets[preset])).startswith(
+                {str(site)!r})
+            zoo.get(model, weights=preset)
     """) + _quick_start()
     _run_blocking_extras(code, cwd=elsewhere, pythonpath=site)

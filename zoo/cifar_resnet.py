@@ -1,10 +1,9 @@
 """The CIFAR ResNets of He et al. (2016, §4.2): ResNet-20/32/44/56/110 (RN table 2)."""
 
-import os
-
 import keras
 
 import keras_reversible as kr
+from zoo import pretrained
 from zoo.registry import ModelInfo, register
 from zoo.resnet import basic_block, conv_bn, projection
 from zoo.rn import RN_REVERSAL
@@ -105,9 +104,11 @@ def reversible_cifar_resnet(depth=20, num_classes=INFO.num_classes, input_shape=
         num_classes: classes (10 / 100 for CIFAR).
         input_shape: ``(32, 32, 3)``.
         shortcut: ``"A"`` (default, parameter-free) or ``"B"`` (projection).
-        weights: None (random initialisation) or the path of a
-            ``.weights.h5`` file saved by ``model.save_weights`` from the
-            same architecture.
+        weights: None (random initialisation), a preset name (none yet:
+            the CIFAR-10 presets need the multi-hour run of
+            ``tools/train_presets.py``, see ``docs/pretrained.md``) or the
+            path of a ``.weights.h5`` file saved by ``model.save_weights``
+            from the same architecture.
         reverse_depth: the reversal setting ``depth`` of the other
             constructors (``s``, how many constrained points counted from
             the input: 1 = RN's input reconstruction, 0 = the standard
@@ -120,8 +121,10 @@ def reversible_cifar_resnet(depth=20, num_classes=INFO.num_classes, input_shape=
 
     Raises:
         ValueError: ``depth`` not in (20, 32, 44, 56, 110), unknown
-            ``shortcut``, or ``weights`` neither None nor an existing
-            ``.weights.h5`` file.
+            ``shortcut``, ``weights`` neither None, a preset nor an existing
+            ``.weights.h5`` file of this architecture, or ``depth``,
+            ``shortcut``, ``num_classes`` or ``input_shape`` other than the
+            preset's.
 
     Example:
 
@@ -141,11 +144,8 @@ def reversible_cifar_resnet(depth=20, num_classes=INFO.num_classes, input_shape=
         raise ValueError(f"depth must be one of {DEPTHS} (6n + 2), got {depth!r}.")
     if shortcut not in SHORTCUTS:
         raise ValueError(f"shortcut must be 'A' or 'B', got {shortcut!r}.")
-    if weights is not None and not (isinstance(weights, (str, os.PathLike))
-                                    and str(weights).endswith(".weights.h5")
-                                    and os.path.isfile(weights)):
-        raise ValueError(f"weights must be None or the path of an existing .weights.h5 file, "
-                         f"got {weights!r}.")
+    source = pretrained.resolve(INFO, weights, depth=depth, shortcut=shortcut,
+                                num_classes=num_classes, input_shape=input_shape)
     settings = dict(reversal, depth=reverse_depth)
     n = (depth - 2) // 6
     inputs = keras.Input(input_shape, name="image")
@@ -162,6 +162,4 @@ def reversible_cifar_resnet(depth=20, num_classes=INFO.num_classes, input_shape=
     outputs = L.Dense(num_classes, activation="softmax", name="predictions")(x)
     model = kr.ReversibleModel(inputs, outputs, name=f"reversible_cifar_resnet{depth}",
                                **INFO.settings(input_shape, settings))
-    if weights is not None:
-        model.load_weights(weights)
-    return model
+    return pretrained.load(model, source)

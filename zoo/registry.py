@@ -6,7 +6,8 @@ reads its defaults from the entry (``num_classes``, ``input_shape``, the
 reversal settings through ``ModelInfo.settings``), the tests read the same
 entry (test input, task loss, parameter counts, gradient exceptions) and
 ``zoo.table`` renders it for the README. ``list_models()``, ``info(name)``
-and ``get(name, **kwargs)`` are the public look-ups.
+and ``get(name, **kwargs)`` are the public look-ups; ``list_presets()`` names
+the pretrained weights (``ModelInfo.presets``, loaded by ``zoo.pretrained``).
 """
 
 import dataclasses
@@ -18,6 +19,7 @@ from typing import Callable, Optional
 import keras
 
 from keras_reversible.config import MODEL_KEYWORDS, SETTINGS, check_keywords
+from zoo.pretrained import Preset
 
 # The reversal settings every reversible entry states (the papers fix them);
 # the others (latent_generation, max_pool_reverse, upsample_reverse) are
@@ -92,6 +94,9 @@ class ModelInfo:
         keywords: the constructor's keyword for a reversal setting where it
             is not the setting's name (``{"depth": "reverse_depth"}`` where
             ``depth`` is the network's depth).
+        presets: pretrained weights, preset name → ``zoo.pretrained.Preset``
+            (its file is ``<name>-<preset>.weights.h5``); the constructor's
+            ``weights`` argument loads them. Empty for most entries.
     """
 
     name: str
@@ -108,6 +113,7 @@ class ModelInfo:
     task_gradient_exceptions: tuple = ()
     small_input: Optional[SmallInput] = None
     keywords: dict = dataclasses.field(default_factory=dict)
+    presets: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if self.reversal is not None:
@@ -123,6 +129,14 @@ class ModelInfo:
                 raise ValueError(f"{self.name}: small_input.reversal overrides settings the "
                                  f"entry does not state: {unknown}.")
         object.__setattr__(self, "keywords", _frozen(self.keywords))
+        for preset, record in self.presets.items():
+            if not isinstance(record, Preset):
+                raise ValueError(f"{self.name}: preset {preset!r} must be a zoo.pretrained.Preset, "
+                                 f"got {type(record).__name__}.")
+            if record.file != f"{self.name}-{preset}.weights.h5":
+                raise ValueError(f"{self.name}: preset {preset!r} must name the file "
+                                 f"'{self.name}-{preset}.weights.h5', got {record.file!r}.")
+        object.__setattr__(self, "presets", _frozen(self.presets))
 
     @property
     def reversible(self):
@@ -233,6 +247,19 @@ def register(entry):
 def list_models():
     """Names of every zoo model, sorted."""
     return sorted(_MODELS)
+
+
+def list_presets():
+    """Every pretrained preset, as ``"<model>/<preset>"``, sorted.
+
+    Example:
+
+    ```python
+    import zoo
+    print(zoo.list_presets())  # [..., 'racecar_mnist_cnn/mnist', ...]
+    ```
+    """
+    return sorted(f"{name}/{preset}" for name, entry in _MODELS.items() for preset in entry.presets)
 
 
 def info(name):
