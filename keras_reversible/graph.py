@@ -46,11 +46,12 @@ class RangeOp:
     layer: Optional[keras.layers.Layer] = None
 
     def __call__(self, x, ctx):
+        # A layer's call may compute in its mixed-precision dtype: the reverse pass stays in x's.
         if self.view is None or tuple(x.shape[1:]) == self.view:
-            return self.fn(x, ctx)
+            return tf.cast(self.fn(x, ctx), x.dtype)
         shape = tf.shape(x)
         y = self.fn(tf.reshape(x, [-1, *self.view]), ctx)
-        return tf.reshape(y, shape)
+        return tf.reshape(tf.cast(y, x.dtype), shape)
 
 
 @dataclasses.dataclass(frozen=True)
