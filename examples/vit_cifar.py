@@ -45,7 +45,7 @@ import zoo  # noqa: E402
 from keras_reversible import data  # noqa: E402
 from common import experiment  # noqa: E402
 
-VARIANTS = {"std": 0.0, "racecar": None}  # racecar_weight (None: the entry's default)
+VARIANTS = ("std", "racecar")
 PRESETS = {
     "cpu": dict(train_images=10000, test_images=2000, epochs=5, seeds=[0, 1]),
     "tiny": dict(train_images=256, test_images=64, epochs=1, seeds=[0]),
@@ -60,6 +60,7 @@ flags.DEFINE_integer("epochs", None, "Epochs per run.")
 flags.DEFINE_list("seeds", None, "Seeds.")
 flags.DEFINE_integer("batch_size", 64, "Batch size.")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+flags.DEFINE_float("racecar_weight", None, "λ of the racecar variant (default: the zoo entry's, 1).")
 flags.DEFINE_enum("source", "local", ["auto", "local", "tfds"], "Where the images come from.")
 
 
@@ -71,9 +72,11 @@ def _arrays(split, limit):
 
 
 def run(variant, seed, train, test, settings, cache):
-    key = f"{variant}-seed{seed}"
+    weight = 0.0 if variant == "std" else FLAGS.racecar_weight
+    # The std runs do not depend on λ; a racecar run with a λ of its own has its own key.
+    key = f"{variant}-seed{seed}" if variant == "std" or weight is None else (
+        f"racecar{weight:g}-seed{seed}")
     keras.utils.set_random_seed(seed)
-    weight = VARIANTS[variant]
     model = zoo.reversible_vit(**({} if weight is None else {"racecar_weight": weight}))
     cached = cache.restore(key, model)
     if cached is not None:
