@@ -94,7 +94,11 @@ DOT_PRODUCT_CASES = {
         case(lambda cfg=cfg: L.Conv2D(5, 3, bias_initializer=_bias(), **cfg), (size, size + 1, 3),
              id=f"{size}-{_conv_id(cfg)}")
         for size in (7, 8) for cfg in CONV2D
-    ] + [case(lambda: L.Conv2D(4, 3, groups=2, bias_initializer=_bias()), (6, 6, 4), id="groups")],
+    ] + [case(lambda: L.Conv2D(4, 3, groups=2, bias_initializer=_bias()), (6, 6, 4), id="groups"),
+         case(lambda: L.Conv2D(4, 7, groups=4, padding="same", bias_initializer=_bias()),
+              (9, 8, 4), id="depthwise"),
+         case(lambda: L.Conv2D(6, 3, strides=2, groups=3, dilation_rate=1,
+                               bias_initializer=_bias()), (9, 8, 3), id="depthwise-x2-s2")],
     L.Conv3D: [
         case(lambda s=s, p=p: L.Conv3D(2, 3, strides=s, padding=p, bias_initializer=_bias()),
              (5, 6, 7, 2), id=f"s{s}-{p}")

@@ -33,10 +33,33 @@ def _conv_linear(layer, x):
     )
 
 
+def _is_depthwise(layer, ctx):
+    """A 2-D convolution with one group per input channel (ConvNeXt's 7×7 conv)."""
+    channels = ctx.input_shapes[0][-1]
+    return (isinstance(layer, L.Conv2D) and layer.groups > 1 and layer.groups == channels
+            and layer.padding != "causal")
+
+
+def _depthwise_transpose(layer, y, ctx):
+    """The transpose of a grouped Conv2D with a group per channel, as a depthwise conv's.
+
+    TensorFlow's gradient of a grouped convolution is slow on CPU; the depthwise
+    kernel ``(h, w, channels, filters / channels)`` orders the outputs alike.
+    """
+    h, w, _, filters = layer.kernel.shape
+    channels = ctx.input_shapes[0][-1]
+    kernel = tf.reshape(like(layer.kernel, y), [h, w, channels, filters // channels])
+    return tf.nn.depthwise_conv2d_backprop_input(
+        ctx.input_shape(0, y), kernel, y, strides=[1, *layer.strides, 1],
+        padding=layer.padding.upper(), dilations=[1, *layer.dilation_rate, 1])
+
+
 @registry.transpose_rule(L.Conv1D, L.Conv2D, L.Conv3D, kind="weight")
 def _conv(layer, y, ctx):
     check_channels_last(layer)
     y = minus_bias(layer, y)
+    if _is_depthwise(layer, ctx):
+        return _depthwise_transpose(layer, y, ctx)
     if layer.groups != 1 or layer.padding == "causal":
         primal = ctx.zeros_like_input(0, y)
         return registry.vjp(lambda x: _conv_linear(layer, x), [primal], y)[0]
