@@ -77,9 +77,15 @@ INPUTS = {
     "reversible_vgg19": dict(input_shape=(32, 32, 3), num_classes=10),
 }
 # keras.applications families beyond the papers' layers (gates, raw ops, nested
-# models, LayerScale), made reversible with make_reversible at 32×32.
+# models, LayerScale), made reversible with make_reversible at 32×32, in the
+# default preset; --models takes any keras.applications constructor (at its
+# smallest input: 75×75 for the Inception families and Xception).
 APPLICATIONS = ("MobileNetV3Small", "EfficientNetB0", "ConvNeXtTiny")
 INPUTS.update({name: dict(input_shape=(32, 32, 3)) for name in APPLICATIONS})
+ALL_APPLICATIONS = {
+    name: dict(input_shape=(75, 75, 3) if name.startswith(("Inception", "Xception"))
+               else (32, 32, 3))
+    for name in dir(keras.applications) if name[:1].isupper()}
 PRESETS = {
     # models, batch size, warm-up steps, timed rounds, depth points, memory, XLA
     "cpu": dict(models=list(INPUTS), batch_size=16, warmup=2, repeats=12, depth_points=4,
@@ -110,8 +116,9 @@ flags.DEFINE_string("child", None, "Internal: measure the memory of this model i
 
 def build_base(name):
     """The reversible model ``name``: a zoo entry, or a keras.applications family."""
-    if name in APPLICATIONS:
-        network = getattr(keras.applications, name)(weights=None, classes=10, **INPUTS[name])
+    if name in ALL_APPLICATIONS:
+        network = getattr(keras.applications, name)(weights=None, classes=10,
+                                                     **ALL_APPLICATIONS[name])
         return kr.make_reversible(network, input_range="relu")
     return zoo.get(name, **INPUTS[name])
 
@@ -418,9 +425,10 @@ def main(argv):
     if FLAGS.child:
         child_main(FLAGS.child, cfg)
         return
-    unknown = set(cfg["models"]) - set(INPUTS)
+    unknown = set(cfg["models"]) - set(INPUTS) - set(ALL_APPLICATIONS)
     if unknown:
-        raise app.UsageError(f"--models: unknown {sorted(unknown)}; known: {list(INPUTS)}.")
+        raise app.UsageError(f"--models: unknown {sorted(unknown)}; known: {list(INPUTS)} and "
+                             "the keras.applications constructors.")
     if FLAGS.table_from:
         results = experiment.read_json(FLAGS.table_from)["results"]
     else:
