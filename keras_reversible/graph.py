@@ -84,7 +84,7 @@ class Step:
         """A ``ReverseContext`` for this step."""
         return registry.ReverseContext(
             input_shapes=self.input_shapes, output_shapes=self.output_shapes,
-            forward=self.forward, arguments=self.arguments, **kwargs)
+            forward=self.forward, arguments=self.arguments, signal=self.signal, **kwargs)
 
 
 def _linearized_transpose(layer, y, ctx):

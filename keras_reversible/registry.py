@@ -144,6 +144,8 @@ class ReverseContext:
             the output (a list for several); None outside a graph.
         arguments: the call's ``(args, kwargs)`` with each input tensor
             replaced by its index in ``input_shapes`` (an ``InputSlot``).
+        signal: indices of the inputs that receive a reverse signal (the
+            rule's ``signal_inputs``, decided once when the graph is walked).
     """
 
     input_shapes: list
@@ -155,6 +157,7 @@ class ReverseContext:
     output_shapes: Optional[list] = None
     forward: Optional[Callable] = None
     arguments: Optional[tuple] = None
+    signal: Optional[tuple] = None
 
     def option(self, name):
         """The value of reversal option ``name`` (its default when unset)."""

@@ -47,7 +47,7 @@ def _numerator(layer, ctx):
 
 def _gated_transpose(layer, y, ctx):
     """The transpose of the op in its signal, the other inputs held at their forward values."""
-    (signal,) = _signal_of(layer, ctx)
+    (signal,) = ctx.signal
     # The gate is data taken from the forward pass: no racecar gradient into its branch.
     values = [tf.stop_gradient(ctx.forward_input(i, y)) for i in range(len(ctx.input_shapes))]
 
@@ -57,11 +57,6 @@ def _gated_transpose(layer, y, ctx):
     xs = [None] * len(values)
     xs[signal] = registry.vjp(of_signal, [tf.zeros_like(values[signal])], y)[0]
     return xs if len(xs) > 1 else xs[0]
-
-
-def _signal_of(layer, ctx):
-    rule = registry.find_rule(layer)
-    return rule.signal_inputs(layer, ctx)
 
 
 registry.transpose_rule(
