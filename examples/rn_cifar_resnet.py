@@ -68,9 +68,7 @@ Usage (``KERAS_REVERSIBLE_DATA`` names the folder holding ``cifar10/``):
     python examples/rn_cifar_resnet.py --measure_steps=30   # s/step per variant, projection
 """
 
-import json
 import os
-import shutil
 import time
 
 from absl import app, flags
@@ -82,7 +80,7 @@ import numpy as np  # noqa: E402
 
 import zoo  # noqa: E402
 from keras_reversible import data  # noqa: E402
-from common import experiment  # noqa: E402
+from common import experiment, resumable  # noqa: E402
 
 VARIANTS = ("std", "rn", "rnl")
 PRESETS = {
@@ -97,7 +95,6 @@ PRESETS = {
 HE_ET_AL_ACCURACY = {20: 91.25, 32: 92.49, 44: 92.83, 56: 93.03, 110: 93.39}
 # RN table 2, C10+ error (%), "ResNet" rows (its text: ResNet-18; its size: ResNet-110).
 PAPER_TABLE2_C10_PLUS = {"std": 6.53, "rn": 5.94}
-EXIT_STOPPED = 3
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "runs/rn_cifar_resnet", "Output folder (results, figures, run cache).")
@@ -173,34 +170,8 @@ def build(variant, seed):
 
 def learning_rate_schedule(steps_per_epoch, epochs):
     """Linear warm-up, then cosine to 0 (or ÷10 at 50 % and 75 %) by the last step."""
-    total = steps_per_epoch * epochs
-    warmup = min(int(round(FLAGS.warmup_epochs * steps_per_epoch)), total - 1)
-    peak = FLAGS.learning_rate
-    if FLAGS.schedule == "cosine":
-        if warmup <= 0:
-            return keras.optimizers.schedules.CosineDecay(peak, total)
-        return keras.optimizers.schedules.CosineDecay(
-            0.0, total - warmup, warmup_target=peak, warmup_steps=warmup)
-    return _WarmupStep(peak, warmup, [total // 2, (3 * total) // 4])
-
-
-class _WarmupStep(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up to ``peak``, then ÷10 at each boundary (He et al.'s schedule)."""
-
-    def __init__(self, peak, warmup, boundaries):
-        self.peak, self.warmup, self.boundaries = float(peak), int(warmup), list(boundaries)
-        self._step = keras.optimizers.schedules.PiecewiseConstantDecay(
-            self.boundaries, [self.peak / 10 ** i for i in range(len(self.boundaries) + 1)])
-
-    def __call__(self, step):
-        step = keras.ops.cast(step, "float32")
-        rate = self._step(step)
-        if self.warmup > 0:
-            rate = keras.ops.where(step < self.warmup, self.peak * step / self.warmup, rate)
-        return rate
-
-    def get_config(self):
-        return {"peak": self.peak, "warmup": self.warmup, "boundaries": self.boundaries}
+    return resumable.warmup_schedule(FLAGS.learning_rate, steps_per_epoch, epochs,
+                                     FLAGS.warmup_epochs, FLAGS.schedule)
 
 
 def compile_model(model, steps_per_epoch, epochs):
@@ -222,61 +193,6 @@ def datasets(sc, seed):
     return train, test
 
 
-class EpochLog(keras.callbacks.Callback):
-    """Per-epoch metrics and times, written to ``path`` after every epoch (atomically).
-
-    Entries are keyed by epoch, so an epoch retrained after a kill replaces
-    its entry. ``stop_after`` epochs of this invocation end the process
-    (after the backup, which must come later in the callback list).
-    """
-
-    def __init__(self, path, settings, label, epochs):
-        super().__init__()
-        self.path, self.settings, self.label, self.epochs = path, settings, label, epochs
-        self.log = {"settings": settings, "sessions": 0, "epochs": {}}
-        if os.path.exists(path):
-            saved = experiment.read_json(path)
-            if saved.get("settings") == settings:
-                self.log = saved
-        self.log["sessions"] += 1
-        self._start = self._train_end = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start, self._train_end = time.time(), None
-
-    def on_test_begin(self, logs=None):
-        if self._start is not None and self._train_end is None:
-            self._train_end = time.time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        now = time.time()
-        entry = {k: float(v) for k, v in (logs or {}).items()}
-        entry["seconds"] = now - self._start
-        entry["train_seconds"] = (self._train_end or now) - self._start
-        entry["learning_rate"] = float(keras.ops.convert_to_numpy(
-            self.model.optimizer.learning_rate))
-        self.log["epochs"][str(epoch + 1)] = entry
-        experiment.write_json(self.path, self.log)
-        val = f", test accuracy {entry['val_accuracy']:.4f}" if "val_accuracy" in entry else ""
-        print(f"  {self.label}: epoch {epoch + 1}/{self.epochs} {entry['seconds']:.0f}s, "
-              f"loss {entry['loss']:.4f}, accuracy {entry['accuracy']:.4f}{val}", flush=True)
-
-
-class StopAfter(keras.callbacks.Callback):
-    """Ends the process, like a kill, after ``n`` epochs of this invocation."""
-
-    def __init__(self, n):
-        super().__init__()
-        self.n, self.done = n, 0
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.done += 1
-        if self.done >= self.n:
-            print(f"  --stop_after_epochs={self.n}: exiting after epoch {epoch + 1}; "
-                  "rerun the same command to continue", flush=True)
-            os._exit(EXIT_STOPPED)
-
-
 def run_settings(sc):
     """Everything that shapes a run: a change retrains (cache and backups)."""
     return {
@@ -294,55 +210,19 @@ def run_settings(sc):
     }
 
 
-def _backup_dir(cache, key, settings):
-    """``<runs>/<key>.backup``, emptied when it was written under other settings."""
-    folder = os.path.join(cache.dir, f"{key}.backup")
-    stamp = os.path.join(folder, "settings.json")
-    if os.path.isdir(folder):
-        same = os.path.exists(stamp) and experiment.read_json(stamp) == settings
-        if not same:
-            shutil.rmtree(folder)
-    if not os.path.isdir(folder):
-        experiment.write_json(stamp, settings)
-    return folder
-
-
-def _resumed_epoch(folder):
-    path = os.path.join(folder, "training_metadata.json")
-    if not os.path.exists(path):
-        return 0
-    with open(path) as f:
-        return int(json.load(f)["epoch"])
-
-
 def train_one(variant, seed, sc, cache, key, settings):
     """Trains (or resumes) one run; returns its results, saves its weights."""
-    backup = _backup_dir(cache, key, settings)
-    start_epoch = _resumed_epoch(backup)
+    start = resumable.start_epoch(cache, key, settings)
     # Epoch e's crops and order come from (seed, e): a resumed run does not replay epoch 1.
-    train, test = datasets(sc, seed * 100_003 + start_epoch)
+    train, test = datasets(sc, seed * 100_003 + start)
     steps = int(train.cardinality())
     model = build(variant, seed)
     compile_model(model, steps, sc["epochs"])
     label = f"{variant} seed {seed}"
-    if start_epoch >= sc["epochs"]:
-        print(f"  {label}: trained before; restoring its weights to test", flush=True)
-    elif start_epoch:
-        print(f"  {label}: resuming after epoch {start_epoch}/{sc['epochs']}", flush=True)
-    log = EpochLog(os.path.join(cache.dir, f"{key}.epochs.json"), settings, label, sc["epochs"])
-    # The backup outlives fit (removed once the result is cached): a kill during the
-    # final evaluation restores the trained weights instead of retraining.
-    callbacks = [log, keras.callbacks.BackupAndRestore(backup, double_checkpoint=True,
-                                                       delete_checkpoint=False),
-                 keras.callbacks.TerminateOnNaN()]
-    if FLAGS.stop_after_epochs:
-        callbacks.append(StopAfter(FLAGS.stop_after_epochs))
-    model.fit(train, epochs=sc["epochs"], validation_data=test,
-              validation_freq=_eval_epochs(sc), verbose=0, callbacks=callbacks,
-              shuffle=False)  # the dataset shuffles itself
-    if not os.path.exists(os.path.join(cache.dir, f"{key}.epochs.json")):
-        raise RuntimeError(f"{key}: no epoch was logged")
-    epochs = {int(k): v for k, v in log.log["epochs"].items()}
+    log = resumable.fit(model, train, test, sc["epochs"], cache, key, settings, label=label,
+                        start=start, validation_freq=_eval_epochs(sc),
+                        stop_after=FLAGS.stop_after_epochs)
+    epochs = log["epochs"]
     last = epochs[max(epochs)]
     diverged = not np.isfinite(last["loss"])
     if diverged:
@@ -361,7 +241,7 @@ def train_one(variant, seed, sc, cache, key, settings):
         "epochs_trained": len(epochs),
         "optimizer_iterations": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
         "steps_per_epoch": steps,
-        "sessions": log.log["sessions"],
+        "sessions": log["sessions"],
         "history": {str(k): epochs[k] for k in sorted(epochs)},
         "reconstruction_mse": float(np.mean((rec - x_test) ** 2)),
         "reconstruction_examples": np.round(rec[:6], 3),
@@ -388,8 +268,7 @@ def run_study(sc):
             run = cache.get(key)
             if run is None:
                 run = train_one(variant, seed, sc, cache, key, settings)
-                cache.put(key, run)
-                shutil.rmtree(os.path.join(cache.dir, f"{key}.backup"), ignore_errors=True)
+                resumable.finish(cache, key, run)
             else:
                 print(f"  {key}: cached", flush=True)
             print(f"  {key}: test accuracy {100 * run['test_accuracy']:.2f} %, "

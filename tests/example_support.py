@@ -21,12 +21,16 @@ def import_from(folder, module):
     return importlib.import_module(module)
 
 
-def run_example(script, out, *flags, env=None):
-    """Runs ``examples/<script> --out=<out> <flags>``; returns its stdout, fails on an error."""
+def run_example(script, out, *flags, env=None, expect=0):
+    """Runs ``examples/<script> --out=<out> <flags>``; fails unless it exits with ``expect``.
+
+    Returns its stdout, and its stderr after it when ``expect`` is not 0 (absl
+    prints usage errors there).
+    """
     cmd = [sys.executable, str(ROOT / "examples" / script), f"--out={out}", *flags]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
+    assert proc.returncode == expect, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout if expect == 0 else proc.stdout + proc.stderr
 
 
 def check_outputs(out, results, pngs):

@@ -126,10 +126,10 @@ summary = m.summarize({"std": runs([0.88, 0.90]), "rn": runs([0.93, 0.95]),
 one = m.summarize({"std": runs([0.5]), "rn": runs([0.6])})
 tmp = tempfile.mkdtemp()
 cache = m.experiment.RunCache(tmp, {"epochs": 3})
-folder = m._backup_dir(cache, "k", {"epochs": 3})
+folder = m.resumable.backup_dir(cache, "k", {"epochs": 3})
 open(folder + "/training_metadata.json", "w").write('{"epoch": 2}')
-resumed = [m._resumed_epoch(folder), m._resumed_epoch(m._backup_dir(cache, "k", {"epochs": 3})),
-           m._resumed_epoch(m._backup_dir(cache, "k", {"epochs": 4}))]
+resumed = [m.resumable.resumed_epoch(folder), m.resumable.resumed_epoch(m.resumable.backup_dir(cache, "k", {"epochs": 3})),
+           m.resumable.resumed_epoch(m.resumable.backup_dir(cache, "k", {"epochs": 4}))]
 print(json.dumps({"summary": summary, "one": one, "resumed": resumed}))
 """)
     summary, one = out["summary"], out["one"]

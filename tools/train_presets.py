@@ -114,7 +114,7 @@ def _train_racecar_mi(module, recipe, epochs, train_images, out):
 def _cifar_resnet(variant):
     def train(module, recipe, epochs, train_images, out):
         """``examples/rn_cifar_resnet.py``'s run of ``variant`` (its ``cpu`` protocol)."""
-        from common import experiment
+        from common import experiment, resumable
 
         flags = module.FLAGS
         flags.preset, flags.epochs, flags.seeds = "cpu", epochs, [str(recipe.seed)]
@@ -128,8 +128,7 @@ def _cifar_resnet(variant):
         run = cache.get(key)
         if run is None:
             run = module.train_one(variant, recipe.seed, sc, cache, key, settings)
-            cache.put(key, run)
-            shutil.rmtree(os.path.join(cache.dir, f"{key}.backup"), ignore_errors=True)
+            resumable.finish(cache, key, run)
         model = module.build(variant, recipe.seed)
         model.load_weights(os.path.join(cache.dir, f"{key}.weights.h5"))
         return model, run["seconds"], run["test_accuracy"]

@@ -1,0 +1,371 @@
+r"""Racecar §5.2 at CPU scale on the CIFAR ResNet-20: transfer from CIFAR-10 classes 0–4 to 5–9.
+
+Racecar table 5's models, with ``zoo.reversible_cifar_resnet(depth=20)``
+(He et al. 2016, option A) in place of the table-11 VGG:
+
+* ``Std_A``: the task loss only, on task A (classes 0–4: airplane … deer);
+* ``RR20_A``: plus the racecar loss on all 20 constrained points (the 19
+  convolution inputs and the classifier's input), the reverse pass from the
+  softmax output, ``reduction="mean"``, weight ``--racecar_weight`` (λ = 1,
+  the zoo entry's scale: at initialisation the racecar loss is ≈ 9× the task
+  loss, as in the paper's VGG runs);
+* phase II (racecar §3: "only trained with the forward structure and
+  original loss"): ``Std_AA``, ``RR20_AA`` (the phase-I networks trained
+  further on A) and ``Std_AB``, ``RR20_AB`` (trained on task B, classes
+  5–9: dog … truck). Every layer is reused except the classifier, which is
+  re-initialised (appendix A.3);
+* ``Std_B``: the same network trained on B from scratch.
+
+The question it answers: do features learned with the racecar loss transfer
+better (RR20_AB > Std_AB), and does either beat training on B from scratch?
+
+Protocol (every run): C10+ augmentation (pad 4, random crop, flip), images
+divided by the channel means (RN §3.1); SGD with momentum 0.9, decoupled
+weight decay 1e-3, batch 128, learning rate 0.1 with a one-epoch warm-up and
+a cosine decay to 0 over the run (the protocol of
+``examples/rn_cifar_resnet.py``).
+
+Presets (flags override them):
+
+* ``cpu``: all 25,000 training and 5,000 test images of each task; epochs
+  A 30, AA 15, AB 15, B 15; seeds 0, 1, 2. Measured on 2 CPU cores: about
+  2 h of training per seed on an idle machine (Std 0.24 s, RR 0.45 s a step
+  of 128), so the study spans sessions: rerun the command to continue.
+* ``tiny``: 128 / 100 images, 1 epoch each, batch 64: seconds, for tests.
+
+Resuming: every run (phase I, phase II and Std_B alike) keeps a per-epoch
+backup (``common.resumable``): a killed study continues after the last
+finished epoch of the run it was in; finished runs are cached under
+``<out>/runs/`` (the phase-I weights too) and not retrained.
+
+It writes, under ``--out``:
+
+* ``results.json``: test accuracy per model and seed, mean ± sample std,
+  RR − Std for each task and whether it exceeds the seed-to-seed spread,
+  racecar table 5 beside it, the phase-I per-layer reconstruction errors
+  ``‖L'_m − L_m‖/‖L_m‖``, wall time per run, the command and versions;
+* ``accuracy.png``: the seven models' accuracies, every seed;
+* ``reconstructions.png``: task-A test images, Std_A's and RR20_A's
+  regenerated inputs ``I'`` and the per-layer errors.
+
+Usage (``KERAS_REVERSIBLE_DATA`` names the folder holding ``cifar10/``):
+
+    python examples/racecar_cifar_resnet.py --out=runs/racecar_cifar_resnet
+    python examples/racecar_cifar_resnet.py --preset=tiny --out=/tmp/rcr   # seconds
+"""
+
+import os
+
+from absl import app, flags
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import zoo  # noqa: E402
+from keras_reversible import data  # noqa: E402
+from common import experiment, resumable  # noqa: E402
+
+MODELS = ("Std_A", "RR20_A", "Std_AA", "RR20_AA", "Std_AB", "RR20_AB", "Std_B")
+# Racecar table 5 (CIFAR VGG, CIFAR-10 → CIFAR-100, 5 runs): mean, std of the test accuracy.
+PAPER_TABLE5 = {
+    "Std_A": (0.806, 0.0387), "RR20_A": (0.664, 0.0945), "Std_AA": (0.805, 0.0340),
+    "RR20_AA": (0.856, 0.0130), "Std_AB": (0.183, 0.0141), "RR20_AB": (0.276, 0.0138),
+    "Std_B": (0.253, 0.0123),
+}
+TASKS = {"A": list(range(5)), "B": list(range(5, 10))}
+PRESETS = {
+    "cpu": dict(train_images=0, test_images=0, batch_size=128, epochs=[30, 15, 15, 15],
+                seeds=[0, 1, 2], eval_every=5),
+    "tiny": dict(train_images=128, test_images=100, batch_size=64, epochs=[1, 1, 1, 1],
+                 seeds=[0], eval_every=1),
+}
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("out", "runs/racecar_cifar_resnet", "Output folder (results, figures, runs).")
+flags.DEFINE_enum("preset", "cpu", list(PRESETS), "Scale preset (cpu: all images of both tasks).")
+flags.DEFINE_integer("train_images", None, "Training images per task (overrides; all: 0).")
+flags.DEFINE_integer("test_images", None, "Test images per task (overrides; all: 0).")
+flags.DEFINE_integer("batch_size", None, "Training batch size (overrides; cpu: 128).")
+flags.DEFINE_list("epochs", None, "Epochs A,AA,AB,B (overrides; cpu: 30,15,15,15).")
+flags.DEFINE_list("seeds", None, "Seeds (overrides; cpu: 0,1,2).")
+flags.DEFINE_integer("eval_every", None, "Test accuracy every N epochs (the last always).")
+flags.DEFINE_float("learning_rate", 0.1, "Peak SGD learning rate.")
+flags.DEFINE_float("warmup_epochs", 1.0, "Linear warm-up, in epochs.")
+flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
+flags.DEFINE_float("weight_decay", 1e-3, "Keras' decoupled SGD weight decay.")
+flags.DEFINE_float("racecar_weight", 1.0, "λ of RR20_A's racecar loss (mean reduction).")
+flags.DEFINE_enum("source", "local", ["auto", "local", "tfds"], "Where the images come from.")
+flags.DEFINE_integer("stop_after_epochs", None,
+                     "Exit (code 3, as abruptly as a kill) after this many epochs trained by "
+                     "this invocation, each backed up: rerun to continue.")
+
+
+def scale():
+    """The preset with the flags' overrides."""
+    sc = experiment.resolve_preset(PRESETS[FLAGS.preset], FLAGS)
+    epochs = [int(e) for e in sc["epochs"]]
+    if len(epochs) != 4 or min(epochs) < 1:
+        raise app.UsageError(f"--epochs needs 4 values >= 1 (A, AA, AB, B), got {sc['epochs']}")
+    sc["epochs"] = dict(zip(("A", "AA", "AB", "B"), epochs))
+    for key in ("batch_size", "eval_every"):
+        if sc[key] < 1:
+            raise app.UsageError(f"--{key} must be >= 1, got {sc[key]}")
+    if FLAGS.stop_after_epochs is not None and FLAGS.stop_after_epochs < 1:
+        raise app.UsageError(f"--stop_after_epochs must be >= 1, got {FLAGS.stop_after_epochs}")
+    sc["train_images"] = sc["train_images"] or None
+    sc["test_images"] = sc["test_images"] or None
+    return sc
+
+
+def task_data(sc, task, seed):
+    """(train, test) of task ``"A"`` or ``"B"``; ``seed`` draws the crops and the order."""
+    common = dict(name="cifar10", classes=TASKS[task], source=FLAGS.source)
+    train = data.cifar_dataset(split="train", batch_size=sc["batch_size"],
+                               limit=sc["train_images"], augment=True, seed=seed, **common)
+    test = data.cifar_dataset(split="test", batch_size=100, limit=sc["test_images"], **common)
+    return train, test
+
+
+def build(racecar, seed):
+    """ResNet-20 for a 5-class task: all 20 points constrained (RR20) or none (Std)."""
+    keras.utils.set_random_seed(seed)
+    return zoo.reversible_cifar_resnet(
+        depth=20, num_classes=len(TASKS["A"]), reverse_depth=None if racecar else 0,
+        racecar_weight=FLAGS.racecar_weight, reduction="mean", input_range=None)
+
+
+def phase_two(phase_one, seed):
+    """The phase-I network without its reverse pass, the classifier re-initialised."""
+    plain = phase_one.to_standard()
+    init = keras.initializers.GlorotUniform(seed=seed)  # the same head, fresh or resumed
+    outputs = keras.layers.Dense(len(TASKS["B"]), activation="softmax", kernel_initializer=init,
+                                 name="predictions")(plain.get_layer("avg_pool").output)
+    return keras.Model(plain.inputs, outputs, name="cifar_resnet20_phase2")
+
+
+def _compile(model, steps_per_epoch, epochs):
+    model.compile(
+        keras.optimizers.SGD(
+            resumable.warmup_schedule(FLAGS.learning_rate, steps_per_epoch, epochs,
+                                      FLAGS.warmup_epochs),
+            momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay),
+        keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+
+
+def _eval_epochs(epochs, every):
+    return sorted(set(range(every, epochs + 1, every)) | {epochs})
+
+
+def train(name, seed, task, epochs, make_model, sc, cache, settings):
+    """Trains (or resumes) run ``name``; returns (its result, the trained model)."""
+    key = f"{name}-seed{seed}"
+    start = resumable.start_epoch(cache, key, settings)
+    train_ds, test_ds = task_data(sc, task, seed * 100_003 + start)
+    model = make_model()
+    _compile(model, int(train_ds.cardinality()), epochs)
+    trained = resumable.fit(model, train_ds, test_ds, epochs, cache, key, settings,
+                            label=f"{name} seed {seed}", start=start,
+                            validation_freq=_eval_epochs(epochs, sc["eval_every"]),
+                            stop_after=FLAGS.stop_after_epochs)
+    log = trained["epochs"]
+    ev = model.evaluate(test_ds, verbose=0, return_dict=True)
+    seconds = float(sum(e["seconds"] for e in log.values()))
+    return {"test_accuracy": float(ev["accuracy"]), "seconds": seconds,
+            "seconds_per_epoch": seconds / len(log), "epochs_trained": len(log),
+            "sessions": trained["sessions"],
+            "diverged": bool(not np.isfinite(log[max(log)]["loss"])),
+            "history": {str(k): log[k] for k in sorted(log)}}, model
+
+
+def measure_reverse(model, sc, seed):
+    """Per-layer ‖L'_m − L_m‖/‖L_m‖ and I' on 64 task-A test images (reverse BN calibrated)."""
+    train_ds, test_ds = task_data(sc, "A", seed)
+    model.calibrate_reverse_statistics(train_ds.take(8))
+    x = np.concatenate([x for x, _ in test_ds.take(1)])[:64]
+    pairs = model.reverse_activations(x, depth=model.num_constrained)
+    return {"layer_relative_error": [float(np.linalg.norm(r - f) / np.linalg.norm(f))
+                                     for f, r in pairs],
+            "reconstruction_mse": float(np.mean((pairs[0][1] - x) ** 2)),
+            "reconstruction_examples": np.round(pairs[0][1][:6], 3)}
+
+
+def run_phase_one(prefix, seed, sc, cache, settings):
+    """Std_A or RR20_A: (its result, a function returning the trained model)."""
+    key = f"{prefix}_A-seed{seed}"
+    weights = os.path.join(cache.dir, f"{key}.weights.h5")
+    make = lambda: build(prefix == "RR20", seed)  # noqa: E731
+
+    def load():
+        model = make()
+        model.load_weights(weights)
+        return model
+
+    run = cache.get(key)
+    if run is not None and os.path.exists(weights):
+        print(f"  {key}: cached", flush=True)
+        return run, load
+    run, model = train(f"{prefix}_A", seed, "A", sc["epochs"]["A"], make, sc, cache, settings)
+    experiment.save_model(model, weights, weights_only=True)
+    run.update(measure_reverse(model, sc, seed))
+    resumable.finish(cache, key, run)
+    return run, load
+
+
+def run_study(sc, cache, settings):
+    results = {name: [] for name in MODELS}
+    for seed in sc["seeds"]:
+        for prefix in ("Std", "RR20"):
+            run, phase_one = run_phase_one(prefix, seed, sc, cache, settings)
+            results[f"{prefix}_A"].append(run)
+            for task in ("A", "B"):
+                name = f"{prefix}_A{task}"
+                run = cache.get(f"{name}-seed{seed}")
+                if run is None:
+                    run, _ = train(name, seed, task, sc["epochs"][f"A{task}"],
+                                   lambda: phase_two(phase_one(), seed), sc, cache, settings)
+                    resumable.finish(cache, f"{name}-seed{seed}", run)
+                else:
+                    print(f"  {name}-seed{seed}: cached", flush=True)
+                results[name].append(run)
+        run = cache.get(f"Std_B-seed{seed}")
+        if run is None:
+            run, _ = train("Std_B", seed, "B", sc["epochs"]["B"], lambda: build(False, seed),
+                           sc, cache, settings)
+            resumable.finish(cache, f"Std_B-seed{seed}", run)
+        else:
+            print(f"  Std_B-seed{seed}: cached", flush=True)
+        results["Std_B"].append(run)
+        print("  seed {}: ".format(seed) + ", ".join(
+            f"{n} {results[n][-1]['test_accuracy']:.3f}" for n in MODELS), flush=True)
+    return results
+
+
+def summarize(results):
+    """Mean ± sample std per model, and RR − Std per task against the seed spread."""
+    summary = {}
+    for name, runs in results.items():
+        acc = np.array([r["test_accuracy"] for r in runs])
+        summary[name] = {
+            "test_accuracy": acc.tolist(), "test_accuracy_mean": float(acc.mean()),
+            "test_accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else None,
+            "paper_table5_mean_std": PAPER_TABLE5[name],
+            "seconds_per_run": [r["seconds"] for r in runs],
+            "sessions": [r["sessions"] for r in runs],
+        }
+        if "layer_relative_error" in runs[0]:
+            summary[name]["layer_relative_error_mean"] = np.mean(
+                [r["layer_relative_error"] for r in runs], axis=0).tolist()
+            summary[name]["reconstruction_mse"] = [r["reconstruction_mse"] for r in runs]
+    comparisons = {}
+    for task in ("A", "AA", "AB"):
+        std, rr = summary[f"Std_{task}"], summary[f"RR20_{task}"]
+        spreads = [s for s in (std["test_accuracy_std"], rr["test_accuracy_std"]) if s is not None]
+        spread = max(spreads) if len(spreads) == 2 else None
+        diff = rr["test_accuracy_mean"] - std["test_accuracy_mean"]
+        comparisons[f"RR20_{task} - Std_{task}"] = {
+            "difference": diff, "seed_spread": spread,
+            "difference_exceeds_seed_spread": None if spread is None else bool(abs(diff) > spread)}
+    return summary, comparisons
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_accuracy(path, summary):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    for i, name in enumerate(MODELS):
+        s = summary[name]
+        color = "tab:green" if name.startswith("RR") else "tab:gray"
+        ax.bar(i, s["test_accuracy_mean"], 0.6, color=color, alpha=0.7)
+        ax.plot([i] * len(s["test_accuracy"]), s["test_accuracy"], "k.", ms=6)
+    ax.axhline(1 / len(TASKS["A"]), color="k", ls=":", lw=1, label="chance (5 classes)")
+    ax.set_xticks(range(len(MODELS)), MODELS)
+    ax.set_ylabel("test accuracy")
+    ax.set_title("ResNet-20, task A = CIFAR-10 classes 0–4, task B = classes 5–9 "
+                 "(bars: mean, dots: seeds)", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    experiment.save_figure(fig, path, dpi=100, bbox_inches="tight")
+
+
+def plot_reconstructions(path, x, runs):
+    plt = _plt()
+    means = np.array(data.CHANNEL_MEANS["cifar10"])
+    rows = [("input I", x[:6])] + [
+        (f"{name}: I' (MSE {runs[name]['reconstruction_mse']:.3g})",
+         np.asarray(runs[name]["reconstruction_examples"])) for name in ("Std_A", "RR20_A")]
+    fig = plt.figure(figsize=(11, 3.6))
+    grid = fig.add_gridspec(3, 10)
+    for r, (label, images) in enumerate(rows):
+        for c in range(6):
+            ax = fig.add_subplot(grid[r, c])
+            ax.imshow(np.clip(images[c] * means, 0, 1), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    ax = fig.add_subplot(grid[:, 7:])
+    for name, color in (("Std_A", "tab:gray"), ("RR20_A", "tab:green")):
+        err = runs[name]["layer_relative_error"]
+        ax.plot(np.arange(1, len(err) + 1), err, "o-", color=color, label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("constrained point m (L_1 = input)")
+    ax.set_title("||L'_m - L_m|| / ||L_m||, 64 task-A test images", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.suptitle("ResNet-20, phase I: the reverse pass from the softmax output regenerates "
+                 "every constrained point (reverse BN calibrated)", fontsize=9)
+    experiment.save_figure(fig, path, dpi=90, bbox_inches="tight")
+
+
+def main(argv):
+    del argv
+    sc = scale()
+    settings = {k: v for k, v in sc.items() if k != "seeds"}
+    settings.update(learning_rate=FLAGS.learning_rate, warmup_epochs=FLAGS.warmup_epochs,
+                    momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay,
+                    racecar_weight=FLAGS.racecar_weight, source=FLAGS.source, result_format=1)
+    cache = experiment.RunCache(FLAGS.out, settings)
+    print(f"racecar §5.2, ResNet-20: task A CIFAR-10 {TASKS['A']}, task B {TASKS['B']}, "
+          f"{sc['train_images'] or 'all'} train / {sc['test_images'] or 'all'} test images per "
+          f"task, epochs {sc['epochs']}, seeds {sc['seeds']} -> {FLAGS.out}", flush=True)
+    results = run_study(sc, cache, settings)
+    summary, comparisons = summarize(results)
+    experiment.write_json(os.path.join(FLAGS.out, "results.json"), {
+        **experiment.environment(),
+        "task": "racecar §5.2 / table 5 at CPU scale: CIFAR ResNet-20 (option A), phase I on "
+                "CIFAR-10 classes 0-4, phase II on classes 0-4 (AA) and 5-9 (AB)",
+        "seeds": sc["seeds"], "epochs": sc["epochs"], "settings": settings,
+        "paper_note": "racecar table 5 is the CIFAR VGG, CIFAR-10 -> CIFAR-100: "
+                      "a reference, not the same task",
+        "results": summary, "comparisons": comparisons,
+        "runs": {n: [{k: r[k] for k in ("test_accuracy", "epochs_trained", "sessions",
+                                        "seconds", "history")} for r in runs]
+                 for n, runs in results.items()},
+    })
+    _, test = task_data(sc, "A", 0)
+    x = next(iter(test))[0].numpy()
+    plot_reconstructions(os.path.join(FLAGS.out, "reconstructions.png"), x,
+                         {n: results[n][0] for n in ("Std_A", "RR20_A")})
+    plot_accuracy(os.path.join(FLAGS.out, "accuracy.png"), summary)
+    print(experiment.accuracy_table(
+        "\n  test accuracy (task A: classes 0-4, task B: 5-9)", MODELS,
+        {n: {**s, "test_accuracy_std": s["test_accuracy_std"] or 0.0, "paper_mean_std": None}
+         for n, s in summary.items()}, sc["seeds"]))
+    for label, c in comparisons.items():
+        print(f"  {label}: {c['difference']:+.3f} (exceeds the seed spread: "
+              f"{c['difference_exceeds_seed_spread']})")
+    print(f"\nwrote {os.path.abspath(FLAGS.out)}/results.json, accuracy.png, reconstructions.png")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,54 @@
+"""examples/racecar_cifar_resnet.py: the seven table-5 models, a kill mid-run, resumed, cached."""
+
+import json
+
+from example_support import check_outputs, run_example
+
+# 64 images at batch 64: one step an epoch; phase I trains 2 epochs so a kill can fall inside it.
+SMALL = ("--preset=tiny", "--train_images=64", "--test_images=50", "--epochs=2,1,1,1")
+MODELS = ["Std_A", "RR20_A", "Std_AA", "RR20_AA", "Std_AB", "RR20_AB", "Std_B"]
+
+
+def test_tiny_transfer_study_resumes_after_a_kill_and_is_cached(tmp_path):
+    out = tmp_path / "transfer"
+    # 1. Killed (os._exit, code 3) after the first epoch of the first run.
+    first = run_example("racecar_cifar_resnet.py", out, *SMALL, "--stop_after_epochs=1",
+                        expect=3)
+    assert "Std_A seed 0: epoch 1/2" in first and "epoch 2/2" not in first
+    backup = out / "runs" / "Std_A-seed0.backup"
+    assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 1
+    assert not (out / "results.json").exists()
+
+    # 2. The same command continues at epoch 2 and trains everything else.
+    second = run_example("racecar_cifar_resnet.py", out, *SMALL)
+    assert "Std_A seed 0: resuming after epoch 1/2" in second
+    assert "Std_A seed 0: epoch 1/2" not in second and "Std_A seed 0: epoch 2/2" in second
+    assert not backup.exists()  # removed once the run's result was cached
+    results = json.loads((out / "results.json").read_text())
+    check_outputs(out, results, ("accuracy.png", "reconstructions.png"))
+    assert list(results["results"]) == MODELS
+    assert results["epochs"] == {"A": 2, "AA": 1, "AB": 1, "B": 1}
+    std_a = results["runs"]["Std_A"][0]
+    assert std_a["sessions"] == 2 and sorted(std_a["history"]) == ["1", "2"]
+    for name in MODELS:
+        assert 0.0 <= results["results"][name]["test_accuracy_mean"] <= 1.0
+        assert results["runs"][name][0]["epochs_trained"] == (2 if name.endswith("_A") else 1)
+    # All 20 points are constrained in RR20_A, none in Std_A; both are measured.
+    for name in ("Std_A", "RR20_A"):
+        assert len(results["results"][name]["layer_relative_error_mean"]) == 20
+    history = {n: results["runs"][n][0]["history"]["1"] for n in ("Std_A", "RR20_A", "RR20_AB")}
+    assert history["Std_A"]["racecar_loss"] == 0 and history["RR20_A"]["racecar_loss"] > 0
+    assert "racecar_loss" not in history["RR20_AB"]  # phase II: the plain network
+    assert set(results["comparisons"]) == {"RR20_A - Std_A", "RR20_AA - Std_AA",
+                                           "RR20_AB - Std_AB"}
+
+    # 3. Another invocation trains nothing and writes the same results.
+    again = run_example("racecar_cifar_resnet.py", out, *SMALL)
+    assert again.count(": cached") == 7 and ": epoch " not in again
+    assert json.loads((out / "results.json").read_text())["results"] == results["results"]
+
+
+def test_bad_epochs_name_the_flag(tmp_path):
+    printed = run_example("racecar_cifar_resnet.py", tmp_path, *SMALL[:3], "--epochs=2,1",
+                          expect=1)
+    assert "--epochs needs 4 values" in printed
