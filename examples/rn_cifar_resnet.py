@@ -66,6 +66,8 @@ Usage (``KERAS_REVERSIBLE_DATA`` names the folder holding ``cifar10/``):
     python examples/rn_cifar_resnet.py --preset=lowdata --out=runs/rn_resnet_5k
     python examples/rn_cifar_resnet.py --preset=tiny --out=/tmp/rnr            # seconds
     python examples/rn_cifar_resnet.py --measure_steps=30   # s/step per variant, projection
+    python examples/rn_cifar_resnet.py --preset=lowdata --out=runs/rn_resnet_5k --report_only
+        # results.json and figures from the runs finished so far (complete: false)
 """
 
 import os
@@ -135,6 +137,9 @@ flags.DEFINE_integer("stop_after_epochs", None,
                      "Exit the process (code 3, as abruptly as a kill) after this many "
                      "epochs trained by this invocation, each backed up: rerun to continue. "
                      "For sessions with a time budget, and for the resume test.")
+flags.DEFINE_boolean("report_only", False,
+                     "Train nothing: write results.json and the figures from the runs finished "
+                     "so far (a study that spans sessions); the others are listed as missing.")
 flags.DEFINE_integer("measure_steps", None,
                      "Only measure: seconds per training step of each variant over this many "
                      "steps (after 3 warm-up steps), and the projected wall time per run of "
@@ -259,13 +264,18 @@ def _eval_epochs(sc):
 
 
 def run_study(sc):
+    """{variant: [run result per seed]} and the keys of the runs not finished yet."""
     settings = run_settings(sc)
     cache = experiment.RunCache(FLAGS.out, settings)
-    results = {}
+    results, missing = {}, []
     for seed in sc["seeds"]:
         for variant in FLAGS.variants:
             key = f"resnet{FLAGS.resnet_depth}-{variant}-seed{seed}"
             run = cache.get(key)
+            if run is None and FLAGS.report_only:
+                print(f"  {key}: not finished yet (--report_only: skipped)", flush=True)
+                missing.append(key)
+                continue
             if run is None:
                 run = train_one(variant, seed, sc, cache, key, settings)
                 resumable.finish(cache, key, run)
@@ -275,8 +285,9 @@ def run_study(sc):
                   f"MSE of x̄ {run['reconstruction_mse']:.3f}, {run['seconds'] / 60:.1f} min "
                   f"({run['seconds_per_epoch']:.1f} s/epoch, {run['seconds_per_step']:.3f} "
                   f"s/step){' (diverged)' if run['diverged'] else ''}", flush=True)
+            run["seed"] = seed
             results.setdefault(variant, []).append(run)
-    return results
+    return results, missing
 
 
 def summarize(results):
@@ -288,7 +299,7 @@ def summarize(results):
             "test_accuracy_percent": acc.tolist(),
             "test_accuracy_percent_mean": float(acc.mean()),
             "test_accuracy_percent_std": float(acc.std(ddof=1)) if len(acc) > 1 else None,
-            "seeds": len(acc),
+            "seeds": len(acc), "seed_values": [r.get("seed") for r in runs],
             "reconstruction_mse": [r["reconstruction_mse"] for r in runs],
             "diverged": [r["diverged"] for r in runs],
             "seconds_per_run": [r["seconds"] for r in runs],
@@ -431,7 +442,10 @@ def main(argv):
           f"{FLAGS.variants}, {sc['train_images'] or 'all'} train / "
           f"{sc['test_images'] or 'all'} test images, {sc['epochs']} epochs, "
           f"seeds {sc['seeds']} -> {FLAGS.out}", flush=True)
-    results = run_study(sc)
+    results, missing = run_study(sc)
+    if not results:
+        raise app.UsageError(f"--report_only: no run of this study has finished under "
+                             f"{FLAGS.out}/runs")
     summary = summarize(results)
     out = {
         **experiment.environment(),
@@ -442,8 +456,9 @@ def main(argv):
         "settings": run_settings(sc),
         "he_et_al_accuracy_percent": HE_ET_AL_ACCURACY[FLAGS.resnet_depth],
         "rn_table2_c10_plus_error_percent": PAPER_TABLE2_C10_PLUS,
+        "complete": not missing, "missing_runs": missing,
         "results": summary,
-        "runs": {v: [{k: r[k] for k in ("test_accuracy", "epochs_trained", "sessions",
+        "runs": {v: [{k: r[k] for k in ("seed", "test_accuracy", "epochs_trained", "sessions",
                                          "optimizer_iterations", "seconds", "history")}
                      for r in runs] for v, runs in results.items()},
     }

@@ -22,7 +22,7 @@ def _run(out, *flags, expect=0):
     proc = subprocess.run([sys.executable, str(SCRIPT), f"--out={out}", *flags],
                           capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
     assert proc.returncode == expect, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
+    return proc.stdout if expect == 0 else proc.stdout + proc.stderr
 
 
 def _in_script(code):
@@ -45,6 +45,8 @@ def test_killed_run_resumes_at_epoch_2_with_its_optimizer_and_schedule(tmp_path)
     flags = (*SMALL, "--variants=rn", "--epochs=3")
     # 1. The process ends abruptly (os._exit) after its first epoch.
     first = _run(out, *flags, "--stop_after_epochs=1", expect=3)
+    nothing = _run(out, *flags, "--report_only", expect=1)
+    assert "--report_only: no run of this study has finished" in nothing
     assert "rn seed 0: epoch 1/3" in first and "epoch 2/3" not in first
     runs = out / "runs"
     backup = runs / "resnet20-rn-seed0.backup"
@@ -84,6 +86,13 @@ def test_killed_run_resumes_at_epoch_2_with_its_optimizer_and_schedule(tmp_path)
     again = _run(out, *flags)
     assert "resnet20-rn-seed0: cached" in again and ": epoch " not in again
     assert json.loads((out / "results.json").read_text())["results"] == results["results"]
+    assert results["complete"] is True and results["missing_runs"] == []
+    # --report_only trains nothing: the unfinished std run is listed as missing.
+    report = _run(out, *SMALL, "--variants=std,rn", "--epochs=3", "--report_only")
+    assert "resnet20-std-seed0: not finished yet" in report and ": epoch " not in report
+    partial = json.loads((out / "results.json").read_text())
+    assert partial["complete"] is False and partial["missing_runs"] == ["resnet20-std-seed0"]
+    assert partial["results"]["rn"] == results["results"]["rn"]
     # 5. A changed setting (here the epochs) is a different run: not the cached one.
     fourth = _run(out, *SMALL, "--variants=rn", "--epochs=1")
     assert "cached" not in fourth and "rn seed 0: epoch 1/1" in fourth
