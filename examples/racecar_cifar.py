@@ -199,10 +199,7 @@ def run_phase_one(name, seed, sc, cache):
 
 
 def plot_accuracy(path, summary, sc):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = experiment.pyplot()
 
     names = list(summary)
     pos = np.arange(len(names))
@@ -227,10 +224,7 @@ def plot_accuracy(path, summary, sc):
 
 
 def plot_reconstructions(path, x, runs):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = experiment.pyplot()
 
     rows = [("input I", x[:6])] + [
         (f"{name}: I' (MSE {runs[name]['reconstruction_mse']:.3g})",

@@ -270,17 +270,9 @@ def summarize(results):
     return summary, comparisons
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
 
 def plot_accuracy(path, summary):
-    plt = _plt()
+    plt = experiment.pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.8))
     for i, name in enumerate(MODELS):
         s = summary[name]
@@ -298,7 +290,7 @@ def plot_accuracy(path, summary):
 
 
 def plot_reconstructions(path, x, runs):
-    plt = _plt()
+    plt = experiment.pyplot()
     means = np.array(data.CHANNEL_MEANS["cifar10"])
     rows = [("input I", x[:6])] + [
         (f"{name}: I' (MSE {runs[name]['reconstruction_mse']:.3g})",

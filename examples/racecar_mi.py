@@ -222,10 +222,7 @@ def summarise(results):
 
 
 def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = experiment.pyplot()
 
     return plt
 

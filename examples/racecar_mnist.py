@@ -234,10 +234,7 @@ def run_study(seeds, tasks, epochs, cache, images_dir):
 
 
 def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = experiment.pyplot()
 
     return plt
 

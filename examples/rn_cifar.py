@@ -259,14 +259,6 @@ def paper_error(name, variant, column):
     return row[index]
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
 
 def _show(x):
     """Channel-mean-normalised images back to [0, 1] for display."""
@@ -275,7 +267,7 @@ def _show(x):
 
 def plot_reconstructions(path, x_test, results):
     """One row per (network, column, variant): x̄ of six test images; inputs on top."""
-    plt = _plt()
+    plt = experiment.pyplot()
     rows = [("input x", x_test[:6])] + [
         (f"{name} {column} {variant}: x̄", np.asarray(runs[0]["reconstruction_examples"]))
         for name, cols in results.items() for column, vs in cols.items()
@@ -294,7 +286,7 @@ def plot_reconstructions(path, x_test, results):
 
 
 def plot_errors(path, summary):
-    plt = _plt()
+    plt = experiment.pyplot()
     labels, ours, paper = [], [], []
     for name, cols in summary.items():
         for column, vs in cols.items():

@@ -327,17 +327,9 @@ def summarize(results):
     return summary
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
 
 def plot_accuracy(path, results):
-    plt = _plt()
+    plt = experiment.pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     colors = {"std": "tab:gray", "rn": "tab:blue", "rnl": "tab:orange"}
     for variant, runs in results.items():
@@ -359,7 +351,7 @@ def plot_accuracy(path, results):
 
 
 def plot_reconstructions(path, x_test, results):
-    plt = _plt()
+    plt = experiment.pyplot()
     rows = [("input x", x_test[:6])] + [
         (f"{variant}: x̄", np.asarray(runs[0]["reconstruction_examples"]))
         for variant, runs in results.items()]

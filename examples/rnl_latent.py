@@ -58,7 +58,7 @@ def _stretch(images):
 
 
 def plot(path, x, y, g, class_names):
-    plt = rn_cifar._plt()
+    plt = experiment.pyplot()
     n = len(x)
     titles = ["input x", "o (softmax)", "tr(o)", "α̂ (256, as 16×16)", "x̄ of α̂ (from tr(o))",
               "x̄ of o", "ô = fc2(α̂)"]

@@ -246,10 +246,7 @@ def example_indices(high, count=3):
 
 
 def plot_fig8(path, test, generators, indices):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = experiment.pyplot()
 
     low, high = test[0][indices], test[1][indices]
     rows = [("reference", high, low)]
@@ -278,10 +275,7 @@ def plot_fig8(path, test, generators, indices):
 
 
 def plot_b1(path, results, test_high, index):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = experiment.pyplot()
 
     fig, axes = plt.subplots(1, 5, figsize=(15, 3.2),
                              gridspec_kw={"width_ratios": [2.2, 1, 1, 1, 1]})

@@ -276,10 +276,7 @@ def run_tests(extractor, size, steps):
 
 def plot(path, images, metrics):
     """One row per test: its inputs, then each network's result."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = experiment.pyplot()
 
     first = next(iter(images.values()))
     before = metrics[next(iter(metrics))]["upres_mse_to_sharp_before"]

@@ -100,10 +100,7 @@ def run(variant, seed, train, test, settings, cache):
 
 
 def plot(path, images, reconstructions):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = experiment.pyplot()
 
     rows = [("test image", images), *reconstructions.items()]
     fig, axes = plt.subplots(len(rows), len(images), figsize=(1.3 * len(images), 1.4 * len(rows)))

@@ -198,6 +198,16 @@ class EpochProgress(keras.callbacks.Callback):
               f"({time.time() - self.start:.0f}s) {parts}", flush=True)
 
 
+def pyplot():
+    """``matplotlib.pyplot`` on the headless Agg backend (imported on first use: an extra)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def save_figure(fig, path, **savefig_kwargs):
     """Writes a matplotlib figure as PNG atomically and closes it."""
     import matplotlib.pyplot as plt
