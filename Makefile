@@ -30,12 +30,11 @@ test: $(STAMP)
 test-distributed: $(STAMP)
 	$(PY) -m pytest -n 2 -m distributed --durations=0 tests
 
-# Every keras.applications constructor (40) through the shared harness; about an hour on 2 cores.
-# The largest (ConvNeXtXLarge, NASNetLarge, EfficientNetB7) take more than the suite's
-# 900 s per test when the cores are shared: 3600 s here.
+# Every keras.applications constructor (40) through the shared harness, each in a fresh
+# process, two at a time (one long pytest worker grows past this machine's memory);
+# about 40 minutes on 2 cores.
 test-applications-all: $(STAMP)
-	KR_ALL_APPLICATIONS=1 $(PY) -m pytest -n 2 --timeout=3600 --durations=0 \
-	  tests/test_applications.py -k every_application
+	$(PY) tools/each_application.py
 
 demo: $(STAMP)
 	$(PY) examples/racecar_mi.py --preset=demo --out=runs/demo

@@ -9,6 +9,9 @@ layer it uses has a real rule.
 
 import dataclasses
 import os
+import pathlib
+import subprocess
+import sys
 from typing import Callable
 
 import keras
@@ -18,6 +21,7 @@ import pytest
 import keras_reversible as kr
 from reversible_harness import run_reversible_model_test
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 INPUT_SHAPE = (32, 32, 3)
 SETTINGS = dict(input_range="relu", racecar_weight=1e-3, unknown_layers="error")
 TASK_LOSS = "sparse_categorical_crossentropy"  # the applications end with a softmax
@@ -183,3 +187,10 @@ def test_keras_hub_task_model_with_a_nested_backbone():
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     history = model.fit(x, np.array([1, 2]), epochs=1, verbose=0).history
     assert history["racecar_loss"][0] > 0 and np.isfinite(history["loss"][0])
+
+
+def test_each_application_tool_names_an_unknown_constructor():
+    """tools/each_application.py (make test-applications-all) refuses a misspelt name."""
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "each_application.py"), "VGG17"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 2 and "not keras.applications constructors: ['VGG17']" in proc.stderr
