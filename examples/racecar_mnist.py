@@ -11,16 +11,18 @@ lr 1e-3 in phase I and 1e-4 in phase II):
 * Std_B: trained on task B from scratch.
 
 The paper trains on 55,000 images for 100 (phase I), 400 (AA) and 700 (AB)
-epochs, 5 runs: ``--preset=full``. The default ``--preset=cpu`` is a reduced
-scale for 2 CPU cores (12,000 training images, 3 epochs per model, 1 seed),
-stated in ``results.json``.
+epochs, 5 runs: ``--preset=full``. ``--preset=fulldata`` keeps its 55,000
+images and 5 seeds with the epochs 2 CPU cores allow (15 / 10 / 15); the
+default ``--preset=cpu`` is a smaller scale (12,000 training images, 3 epochs
+per model, 1 seed). ``results.json`` states the scale.
 
 It writes, under ``--out``:
 
 * ``results.json``: test accuracy per model and seed, mean ± std beside the
-  paper's tables 3–4, training seconds per epoch of every model (median
-  over epochs after the first, without evaluation; the paper: RR³ is 61 %
-  slower than Std), first-layer singular values, the command, seeds,
+  paper's tables 3–4, the accuracy gained over each run's last third of
+  epochs (``late_gain``: near 0 once the curve is flat), training seconds
+  per epoch of every model (median over epochs after the first, without
+  evaluation; the paper: RR³ is 61 % slower than Std), first-layer singular values, the command, seeds,
   epochs and library versions;
 * ``regenerated_inputs.png``: fig. 5, the regenerated inputs ``I'`` of
   Ort_A, Std_A and RR³_A beside the reference images;
@@ -31,13 +33,16 @@ It writes, under ``--out``:
 * ``images/``: ``kr.callbacks.ReconstructionImages`` grids of the phase-I
   models.
 
-Finished runs are cached under ``<out>/runs/``: a killed study continues from
-its last finished model.
+Every run is backed up after each epoch under ``<out>/runs/``
+(``common.resumable``): a killed study, rerun with the same command, continues
+after the last finished epoch. ``--report_only`` writes ``results.json`` and
+the figures from the seeds finished so far (``complete: false``).
 
 Usage:
 
     python examples/racecar_mnist.py --out=runs/mnist                  # CPU scale
-    python examples/racecar_mnist.py --preset=full --out=runs/mnist5   # the paper's
+    python examples/racecar_mnist.py --preset=fulldata --out=runs/mnist55k  # 55,000 images, 5 seeds
+    python examples/racecar_mnist.py --preset=full --out=runs/mnist5   # the paper's epochs
     python examples/racecar_mnist.py --preset=tiny --out=/tmp/mnist    # seconds, tests
 """
 
@@ -55,7 +60,7 @@ import tensorflow as tf  # noqa: E402
 import keras_reversible as kr  # noqa: E402
 import zoo  # noqa: E402
 from keras_reversible import data  # noqa: E402
-from common import experiment  # noqa: E402
+from common import experiment, resumable  # noqa: E402
 from keras_reversible.data.mnist import digits_dataset  # noqa: E402
 
 PRESETS = {
@@ -64,6 +69,9 @@ PRESETS = {
                 seeds=[0]),
     "full": dict(train_images=55000, test_images=10000, epochs_a=100, epochs_aa=400,
                  epochs_ab=700, seeds=[0, 1, 2, 3, 4]),
+    # The paper's data and 5 runs, with the epochs 2 CPU cores allow (~1 h a seed).
+    "fulldata": dict(train_images=55000, test_images=10000, epochs_a=15, epochs_aa=10,
+                     epochs_ab=15, seeds=[0, 1, 2, 3, 4]),
     "tiny": dict(train_images=256, test_images=256, epochs_a=1, epochs_aa=1, epochs_ab=1,
                  seeds=[0]),
 }
@@ -101,6 +109,12 @@ flags.DEFINE_float("racecar_weight", 1e-5, "λ of every convolution (table 10: 1
 flags.DEFINE_float("srip_beta", 0.1, "β of Ort's SRIP regulariser (the official SVD example's "
                    "orthofactor; the paper gives none).")
 flags.DEFINE_enum("source", "auto", ["auto", "local", "tfds"], "MNIST files or tensorflow-datasets.")
+flags.DEFINE_integer("stop_after_epochs", None,
+                     "Exit (code 3, as abruptly as a kill) after this many epochs trained by "
+                     "this invocation, each backed up: rerun to continue.")
+flags.DEFINE_boolean("report_only", False,
+                     "Train nothing: write results.json and the figures from the seeds whose "
+                     "ten runs have finished (complete: false while any is missing).")
 
 
 def color(name):
@@ -123,43 +137,31 @@ def as_float(x):
     return (x.astype("float32") / 255.0)[..., None]
 
 
-class TrainingTime(keras.callbacks.Callback):
-    """Seconds of each epoch's training, without its test-set evaluation."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds, self._start = [], None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_test_begin(self, logs=None):  # fit's validation starts: the epoch's training ended
-        if self._start is not None:
-            self.seconds.append(time.perf_counter() - self._start)
-            self._start = None
-
-
-def train(model, task, epochs, learning_rate, label, seed, extra_callbacks=()):
+def train(model, task, epochs, learning_rate, key, seed, cache, settings, callbacks=()):
+    """Trains (or resumes after its last backed-up epoch) run ``key``; returns its result."""
     (x, y), (x_test, y_test) = task
+    start = resumable.start_epoch(cache, key, settings)
     keras.utils.set_random_seed(seed)
-    train_ds = digits_dataset(x, y, "train", FLAGS.batch_size, None, True, seed, False)
+    # A resumed run draws a new order, so it does not replay its first epochs'.
+    train_ds = digits_dataset(x, y, "train", FLAGS.batch_size, None, True,
+                              seed + 100_003 * start, False)
     test_ds = digits_dataset(x_test, y_test, "test", 1000, None, False, seed, False)
     model.compile(keras.optimizers.Adam(learning_rate),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
-    timer = TrainingTime()
-    start = time.time()
-    history = model.fit(train_ds, epochs=epochs, validation_data=test_ds, verbose=0,
-                        callbacks=[timer, experiment.EpochProgress(label, 1, epochs),
-                                   *extra_callbacks])
-    accuracy = history.history["val_accuracy"]
+    trained = resumable.fit(model, train_ds, test_ds, epochs, cache, key, settings,
+                            label=key.replace("-seed", " seed "), start=start,
+                            stop_after=FLAGS.stop_after_epochs, callbacks=callbacks)
+    log = trained["epochs"]
+    curve = [[e, log[e]["val_accuracy"]] for e in sorted(log)]
     # The first epoch also traces the train step; leave it out when there are others.
-    steady = timer.seconds[1:] or timer.seconds
+    steady = [log[e]["train_seconds"] for e in sorted(log)[1:]] or [log[1]["train_seconds"]]
     return {
-        "test_accuracy": float(accuracy[-1]),
-        "curve": [[i + 1, float(a)] for i, a in enumerate(accuracy)],
-        "seconds": time.time() - start,
+        "test_accuracy": float(model.evaluate(test_ds, verbose=0, return_dict=True)["accuracy"]),
+        "curve": curve,
+        "seconds": float(sum(entry["seconds"] for entry in log.values())),
         "seconds_per_epoch": float(np.median(steady)),
+        "sessions": trained["sessions"],
     }
 
 
@@ -172,6 +174,7 @@ def first_layer_svd(model):
 
 
 def phase_one(name, seed, tasks, epochs, cache, images_dir):
+    """Ort_A, Std_A or RR3_A of ``seed``, trained or restored: (the model, its result)."""
     depth, ortho = PHASE_ONE[name]
     keras.utils.set_random_seed(seed)
     model = zoo.racecar_mnist_cnn(depth=depth, racecar_weight=FLAGS.racecar_weight,
@@ -183,28 +186,35 @@ def phase_one(name, seed, tasks, epochs, cache, images_dir):
     x_test = as_float(tasks["A"][1][0][:16])
     images = kr.callbacks.ReconstructionImages(x_test[:8], images_dir, every=epochs,
                                                prefix=key, value_range=(0, 1))
-    run = train(model, tasks["A"], epochs, FLAGS.learning_rate_a, f"{name} seed {seed}", seed,
-                [images])
+    run = train(model, tasks["A"], epochs, FLAGS.learning_rate_a, key, seed, cache,
+                cache.settings, [images])
     regenerated = model.reconstruct(x_test)
     run.update(
         reconstruction_mse=float(np.mean((regenerated - x_test) ** 2)),
         reconstruction_examples=regenerated[:8, ..., 0].tolist(),
         first_layer_svd=first_layer_svd(model),
     )
-    cache.put(key, run)
-    cache.put_weights(key, model)
+    cache.put_weights(key, model)  # before finish: a kill between them retrains nothing
+    resumable.finish(cache, key, run)
     return model, run
 
 
+def finished_runs(cache, seed):
+    """{model: result} of ``seed`` when all ten of its runs are cached, else None."""
+    runs = {name: cache.get(f"{name}-seed{seed}") for name in TABLE_3 + TABLE_4}
+    return runs if all(run is not None for run in runs.values()) else None
+
+
 def run_study(seeds, tasks, epochs, cache, images_dir):
+    """{model: [result per seed]} of every seed, training what is not cached."""
     results = {name: [] for name in TABLE_3 + TABLE_4}
 
     def cached_or_train(key, make_model, task, n_epochs, seed):
         run = cache.get(key)
         if run is None:
-            run = train(make_model(), task, n_epochs, FLAGS.learning_rate_b,
-                        key.replace("-seed", " seed "), seed)
-            cache.put(key, run)
+            run = train(make_model(), task, n_epochs, FLAGS.learning_rate_b, key, seed, cache,
+                        cache.settings)
+            resumable.finish(cache, key, run)
         else:
             print(f"  {key}: cached", flush=True)
         return run
@@ -233,15 +243,32 @@ def run_study(seeds, tasks, epochs, cache, images_dir):
     return results
 
 
-def _pyplot():
-    plt = experiment.pyplot()
+def report_study(seeds, cache):
+    """The finished seeds' results, the finished seeds and the keys of the runs still missing."""
+    results = {name: [] for name in TABLE_3 + TABLE_4}
+    finished, missing = [], []
+    for seed in seeds:
+        runs = finished_runs(cache, seed)
+        if runs is None:
+            missing += [f"{name}-seed{seed}" for name in TABLE_3 + TABLE_4
+                        if cache.get(f"{name}-seed{seed}") is None]
+            print(f"  seed {seed}: not finished yet (--report_only: skipped)", flush=True)
+            continue
+        finished.append(seed)
+        for name, run in runs.items():
+            results[name].append(run)
+    return results, finished, missing
 
-    return plt
+
+def late_gain(run):
+    """Test accuracy gained over the last third of a run's epochs: ~0 once the curve is flat."""
+    accuracy = [a for _, a in run["curve"]]
+    return float(accuracy[-1] - accuracy[-1 - len(accuracy) // 3])
 
 
 def plot_regenerated_inputs(path, reference, results):
     """Fig. 5: a row per model (Ort_A, Std_A, RR³_A) and the reference row."""
-    plt = _pyplot()
+    plt = experiment.pyplot()
     rows = [(f"{name}\nMSE {results[name][0]['reconstruction_mse']:.3g}",
              np.asarray(results[name][0]["reconstruction_examples"]))
             for name in ("Ort_A", "Std_A", "RR3_A")]
@@ -263,7 +290,7 @@ def plot_regenerated_inputs(path, reference, results):
 
 
 def plot_first_layer_svd(path, results):
-    plt = _pyplot()
+    plt = experiment.pyplot()
     names = list(PHASE_ONE)
     fig = plt.figure(figsize=(11, 4.2), constrained_layout=True)
     grid = fig.add_gridspec(len(names), 10, width_ratios=[6] + [1] * 9)
@@ -293,7 +320,7 @@ def plot_first_layer_svd(path, results):
 
 
 def plot_accuracy(path, results):
-    plt = _pyplot()
+    plt = experiment.pyplot()
     panels = [("phase I, MNIST (A)", ["Ort_A", "Std_A", "RR3_A"]),
               ("phase II, MNIST again (AA)", ["Ort_AA", "Std_AA", "RR3_AA"]),
               ("phase II, motion-blurred MNIST (AB) and Std_B",
@@ -327,20 +354,31 @@ def main(argv):
         "train_images": train_images, "test_images": test_images, "epochs": epochs,
         "batch_size": FLAGS.batch_size, "learning_rate_a": FLAGS.learning_rate_a,
         "learning_rate_b": FLAGS.learning_rate_b, "racecar_weight": FLAGS.racecar_weight,
-        "srip_beta": FLAGS.srip_beta, "result_format": 1,
+        "srip_beta": FLAGS.srip_beta, "result_format": 2,
     }
+    if FLAGS.stop_after_epochs is not None and FLAGS.stop_after_epochs < 1:
+        raise app.UsageError(f"--stop_after_epochs must be >= 1, got {FLAGS.stop_after_epochs}")
     print(f"racecar MNIST study: {train_images} training images per task, epochs "
           f"A {epochs['a']} / AA {epochs['aa']} / AB and Std_B {epochs['ab']}, seeds {seeds} "
           f"-> {FLAGS.out}", flush=True)
     start = time.time()
     tasks = load_tasks(train_images, test_images)
     cache = experiment.RunCache(FLAGS.out, settings)
-    results = run_study(seeds, tasks, epochs, cache, os.path.join(FLAGS.out, "images"))
+    missing = []
+    if FLAGS.report_only:
+        results, seeds, missing = report_study(seeds, cache)
+        if not seeds:
+            raise app.UsageError(f"--report_only: no seed of this study has finished under "
+                                 f"{FLAGS.out}/runs")
+    else:
+        results = run_study(seeds, tasks, epochs, cache, os.path.join(FLAGS.out, "images"))
 
     summary = {name: experiment.accuracy_summary(runs, PAPER[name])
                for name, runs in results.items()}
     per_epoch = {name: float(np.median([r["seconds_per_epoch"] for r in results[name]]))
                  for name in PHASE_ONE}
+    for name, runs in results.items():
+        summary[name]["late_gain"] = [late_gain(r) for r in runs]
     for name in PHASE_ONE:
         summary[name]["seconds_per_epoch"] = [r["seconds_per_epoch"] for r in results[name]]
         summary[name]["reconstruction_mse"] = [r["reconstruction_mse"] for r in results[name]]
@@ -356,6 +394,7 @@ def main(argv):
         "scale": {"preset": FLAGS.preset, "train_images": train_images,
                   "test_images": test_images, "epochs": epochs},
         "seeds": seeds,
+        "complete": not missing, "missing_runs": missing,
         "settings": settings,
         "results": summary,
         "seconds_per_epoch_median": per_epoch,
@@ -375,6 +414,8 @@ def main(argv):
     print("\n" + experiment.accuracy_table(
         "Table 4 layout (transfer to motion-blurred MNIST): test accuracy",
         TABLE_4, summary, seeds, digits=4))
+    print("\n  test accuracy gained over the last third of the epochs (mean over seeds): "
+          + ", ".join(f"{name} {np.mean(summary[name]['late_gain']):+.4f}" for name in summary))
     print("\n  phase I   seconds/epoch (median)   MSE of I'")
     for name in PHASE_ONE:
         print(f"  {name:<8}  {per_epoch[name]:>10.1f}             "

@@ -44,10 +44,19 @@ def test_racecar_mi_rejects_an_evaluation_period_that_does_not_divide(tmp_path):
 
 def test_racecar_mnist_tiny_and_resumes(tmp_path):
     out = tmp_path / "mnist"
-    printed = run_example("racecar_mnist.py", out, "--preset=tiny", "--source=local")
+    tiny = ("--preset=tiny", "--source=local", "--epochs_a=2")
+    # A kill after Std_A's first epoch of two: the rerun resumes after it.
+    stopped = run_example("racecar_mnist.py", out, *tiny, "--stop_after_epochs=1", expect=3)
+    assert "Std_A seed 0: epoch 1/2" in stopped and "exiting after epoch 1" in stopped
+    nothing = run_example("racecar_mnist.py", out, *tiny, "--report_only", expect=1)
+    assert "--report_only: no seed of this study has finished" in nothing
+    printed = run_example("racecar_mnist.py", out, *tiny)
+    assert "Std_A seed 0: resuming after epoch 1/2" in printed
+    assert "Std_A seed 0: epoch 1/2" not in printed and "Std_A seed 0: epoch 2/2" in printed
     assert "Table 3 layout" in printed and "Table 4 layout" in printed
     results = json.loads((out / "results.json").read_text())
     assert results["scale"]["train_images"] == 256 and results["seeds"] == [0]
+    assert results["complete"] and results["missing_runs"] == []
     names = ["Ort_A", "Std_A", "RR3_A", "Ort_AA", "Std_AA", "RR3_AA",
              "Ort_AB", "Std_AB", "RR3_AB", "Std_B"]
     assert sorted(results["results"]) == sorted(names)
@@ -56,8 +65,18 @@ def test_racecar_mnist_tiny_and_resumes(tmp_path):
         assert r["seconds_per_epoch"][0] > 0
         s = r["first_layer_singular_values"][0]
         assert len(s) == 9 and s == sorted(s, reverse=True)
+    assert len(results["results"]["Ort_A"]["late_gain"]) == 1
     assert results["rr3_over_std_seconds_per_epoch"] > 0
+    first = json.loads((out / "runs" / "Std_A-seed0.json").read_text())["result"]
+    assert first["sessions"] == 2 and [e for e, _ in first["curve"]] == [1, 2]
+    assert not (out / "runs" / "Std_A-seed0.backup").exists()  # removed once cached
     check_outputs(out, results, ["regenerated_inputs.png", "first_layer_svd.png", "accuracy.png",
-                       "images/RR3_A-seed0_epoch1.png"])
-    again = run_example("racecar_mnist.py", out, "--preset=tiny", "--source=local")
+                       "images/RR3_A-seed0_epoch2.png"])
+    again = run_example("racecar_mnist.py", out, *tiny)
     assert again.count(": cached") == 10
+    # Seed 1 has not run: --report_only reports seed 0 and lists seed 1's ten runs as missing.
+    report = run_example("racecar_mnist.py", out, *tiny, "--seeds=0,1", "--report_only")
+    assert "seed 1: not finished yet" in report
+    results = json.loads((out / "results.json").read_text())
+    assert results["seeds"] == [0] and not results["complete"]
+    assert sorted(results["missing_runs"]) == sorted(f"{n}-seed1" for n in names)

@@ -178,7 +178,7 @@ def start_epoch(cache, key, settings):
 
 
 def fit(model, train, test, epochs, cache, key, settings, *, label, start,
-        validation_freq=1, stop_after=None, verbose=True):
+        validation_freq=1, stop_after=None, callbacks=(), verbose=True):
     """Trains ``model`` (compiled) for ``epochs`` in all, resuming after epoch ``start``.
 
     Args:
@@ -196,6 +196,7 @@ def fit(model, train, test, epochs, cache, key, settings, *, label, start,
         validation_freq: as for ``model.fit``.
         stop_after: end the process after this many epochs of this
             invocation (``StopAfter``), or None.
+        callbacks: more callbacks, called before the backup of each epoch.
         verbose: print when the run resumes or was trained before.
 
     Returns:
@@ -214,8 +215,9 @@ def fit(model, train, test, epochs, cache, key, settings, *, label, start,
     log_path = os.path.join(cache.dir, f"{key}.epochs.json")
     log = EpochLog(log_path, settings, label, epochs)
     # The backup outlives fit (``finish`` removes it once the result is cached).
-    callbacks = [log, keras.callbacks.BackupAndRestore(folder, double_checkpoint=True,
-                                                       delete_checkpoint=False),
+    callbacks = [log, *callbacks,
+                 keras.callbacks.BackupAndRestore(folder, double_checkpoint=True,
+                                                  delete_checkpoint=False),
                  keras.callbacks.TerminateOnNaN()]
     if stop_after:
         callbacks.append(StopAfter(stop_after))
