@@ -36,7 +36,9 @@ Presets (flags override them):
 Resuming: every run (phase I, phase II and Std_B alike) keeps a per-epoch
 backup (``common.resumable``): a killed study continues after the last
 finished epoch of the run it was in; finished runs are cached under
-``<out>/runs/`` (the phase-I weights too) and not retrained.
+``<out>/runs/`` (the phase-I weights too) and not retrained. ``--report_only``
+writes ``results.json`` and the figures from the seeds finished so far
+(``complete: false``, ``missing_runs``).
 
 It writes, under ``--out``:
 
@@ -97,6 +99,9 @@ flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
 flags.DEFINE_float("weight_decay", 1e-3, "Keras' decoupled SGD weight decay.")
 flags.DEFINE_float("racecar_weight", 1.0, "λ of RR20_A's racecar loss (mean reduction).")
 flags.DEFINE_enum("source", "local", ["auto", "local", "tfds"], "Where the images come from.")
+flags.DEFINE_boolean("report_only", False,
+                     "Train nothing: write results.json and the figures from the seeds whose "
+                     "seven runs have finished (complete: false while any is missing).")
 flags.DEFINE_integer("stop_after_epochs", None,
                      "Exit (code 3, as abruptly as a kill) after this many epochs trained by "
                      "this invocation, each backed up: rerun to continue.")
@@ -242,6 +247,23 @@ def run_study(sc, cache, settings):
     return results
 
 
+def report_study(sc, cache):
+    """The finished seeds' results, those seeds, and the keys of the runs still missing."""
+    results, finished, missing = {name: [] for name in MODELS}, [], []
+    for seed in sc["seeds"]:
+        runs = {name: cache.get(f"{name}-seed{seed}") for name in MODELS}
+        absent = [f"{name}-seed{seed}" for name, run in runs.items() if run is None]
+        if absent:
+            print(f"  seed {seed}: {len(absent)} of {len(MODELS)} runs not finished yet "
+                  "(--report_only: skipped)", flush=True)
+            missing += absent
+            continue
+        finished.append(seed)
+        for name, run in runs.items():
+            results[name].append(run)
+    return results, finished, missing
+
+
 def summarize(results):
     """Mean ± sample std per model, and RR − Std per task against the seed spread."""
     summary = {}
@@ -330,13 +352,21 @@ def main(argv):
     print(f"racecar §5.2, ResNet-20: task A CIFAR-10 {TASKS['A']}, task B {TASKS['B']}, "
           f"{sc['train_images'] or 'all'} train / {sc['test_images'] or 'all'} test images per "
           f"task, epochs {sc['epochs']}, seeds {sc['seeds']} -> {FLAGS.out}", flush=True)
-    results = run_study(sc, cache, settings)
+    missing = []
+    if FLAGS.report_only:
+        results, sc["seeds"], missing = report_study(sc, cache)
+        if not sc["seeds"]:
+            raise app.UsageError(f"--report_only: no seed of this study has finished under "
+                                 f"{FLAGS.out}/runs")
+    else:
+        results = run_study(sc, cache, settings)
     summary, comparisons = summarize(results)
     experiment.write_json(os.path.join(FLAGS.out, "results.json"), {
         **experiment.environment(),
         "task": "racecar §5.2 / table 5 at CPU scale: CIFAR ResNet-20 (option A), phase I on "
                 "CIFAR-10 classes 0-4, phase II on classes 0-4 (AA) and 5-9 (AB)",
         "seeds": sc["seeds"], "epochs": sc["epochs"], "settings": settings,
+        "complete": not missing, "missing_runs": missing,
         "paper_note": "racecar table 5 is the CIFAR VGG, CIFAR-10 -> CIFAR-100: "
                       "a reference, not the same task",
         "results": summary, "comparisons": comparisons,

@@ -46,6 +46,17 @@ def test_tiny_transfer_study_resumes_after_a_kill_and_is_cached(tmp_path):
     again = run_example("racecar_cifar_resnet.py", out, *SMALL)
     assert again.count(": cached") == 7 and ": epoch " not in again
     assert json.loads((out / "results.json").read_text())["results"] == results["results"]
+    assert results["complete"] and results["missing_runs"] == []
+
+    # 4. --report_only trains nothing: seed 1 has not run, so seed 0 is reported alone.
+    report = run_example("racecar_cifar_resnet.py", out, *SMALL, "--seeds=0,1", "--report_only")
+    assert "seed 1: 7 of 7 runs not finished yet" in report and ": epoch " not in report
+    partial = json.loads((out / "results.json").read_text())
+    assert partial["seeds"] == [0] and not partial["complete"]
+    assert partial["missing_runs"] == [f"{name}-seed1" for name in MODELS]
+    nothing = run_example("racecar_cifar_resnet.py", out, *SMALL, "--seeds=1", "--report_only",
+                          expect=1)
+    assert "--report_only: no seed of this study has finished" in nothing
 
 
 def test_bad_epochs_name_the_flag(tmp_path):
