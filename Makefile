@@ -13,7 +13,7 @@ ifneq ($(wildcard $(SHARED_DATA)/.),)
 export KERAS_REVERSIBLE_DATA ?= $(SHARED_DATA)
 endif
 
-.PHONY: venv test test-distributed test-applications-all demo clean bazel-test
+.PHONY: venv test test-distributed test-applications-all demo studies clean bazel-test
 
 $(STAMP): requirements.lock setup.cfg
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,12 +32,26 @@ test-distributed: $(STAMP)
 
 # Every keras.applications constructor (40) through the shared harness, each in a fresh
 # process, two at a time (one long pytest worker grows past this machine's memory);
-# about 40 minutes on 2 cores.
+# about 30 minutes on 2 cores.
 test-applications-all: $(STAMP)
 	$(PY) tools/each_application.py
 
 demo: $(STAMP)
 	$(PY) examples/racecar_mi.py --preset=demo --out=runs/demo
+
+# The evidence studies of docs/results/ (issue 16), one after another, at nice 10: each
+# run is backed up after every epoch, so rerunning continues where a kill or the end of a
+# session left it. Many hours on 2 cores; needs the full data (KERAS_REVERSIBLE_DATA).
+STUDIES := \
+  "rn_cifar_resnet.py --preset=lowdata --out=../docs/results/rn_cifar_resnet_5k" \
+  "racecar_cifar_resnet.py --preset=cpu --out=../docs/results/racecar_cifar_resnet" \
+  "racecar_mnist.py --preset=fulldata --source=local --out=../docs/results/racecar_mnist_55k" \
+  "rn_cifar_resnet.py --preset=cpu --out=../docs/results/rn_cifar_resnet_50k"
+
+studies: $(STAMP)
+	@test -n "$$KERAS_REVERSIBLE_DATA" || { echo "studies: set KERAS_REVERSIBLE_DATA"; exit 2; }
+	cd examples && for study in $(STUDIES); do \
+	  echo "== $$study"; nice -n 10 ../$(PY) $$study || exit $$?; done
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
