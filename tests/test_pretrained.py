@@ -258,3 +258,11 @@ def test_the_training_script_writes_weights_and_results(tmp_path):
     refused = subprocess.run(cmd + ["--install"], capture_output=True, text=True, timeout=600,
                              cwd=ROOT)
     assert refused.returncode == 2 and "--install ships the recipe's run only" in refused.stderr
+    # --runs_from: another output folder takes the finished run from the first one's cache.
+    other = tmp_path / "other"
+    reused = subprocess.run(cmd[:-1] + [f"--out={other}", f"--runs_from={out}"],
+                            capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert reused.returncode == 0, reused.stdout[-3000:] + reused.stderr[-3000:]
+    assert "RR6_A-seed0: cached" in reused.stdout and not (other / "runs").exists()
+    again = json.loads((other / "results.json").read_text())
+    assert again["value"] == results["value"] and again["train_seconds"] == results["train_seconds"]

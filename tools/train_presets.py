@@ -15,7 +15,11 @@ It writes, under ``--out`` (default ``runs/presets/<model>-<preset>``):
   (``zoo.pretrained.evaluate``), the accuracy ``fit`` reported, the
   training and wall seconds, the file's SHA-256 and size, library versions;
 * the example's run cache (``runs/``): a rerun of the same command reuses
-  the finished training.
+  the finished training. ``--runs_from=<folder>`` reads and writes the cache
+  under ``<folder>/runs/`` instead, so a study's finished run becomes the
+  preset without training again (same settings and seed): the CIFAR ResNet
+  presets are ``make studies``' full-data runs,
+  ``--runs_from=docs/results/rn_cifar_resnet_50k``.
 
 and prints the ``zoo.pretrained.Preset(...)`` record to paste into the
 model's registry entry (``presets={...}``). ``--install`` also copies the
@@ -78,7 +82,7 @@ class Recipe:
     arguments: dict
 
 
-def _train_racecar_mnist(module, recipe, epochs, train_images, out):
+def _train_racecar_mnist(module, recipe, epochs, train_images, out, cache_root):
     """``examples/racecar_mnist.py``'s phase-I RR³_A model (table 10's settings)."""
     from common import experiment
 
@@ -87,13 +91,13 @@ def _train_racecar_mnist(module, recipe, epochs, train_images, out):
     tasks = {"A": module.load_task("A", train_images, None)}  # all 10,000 test images
     settings = {"train_images": train_images, "epochs": epochs, "batch_size": flags.batch_size,
                 "learning_rate_a": flags.learning_rate_a, "racecar_weight": flags.racecar_weight}
-    cache = experiment.RunCache(out, settings)
+    cache = experiment.RunCache(cache_root, settings)
     model, run = module.phase_one("RR3_A", recipe.seed, tasks, epochs, cache,
                                   os.path.join(out, "images"))
     return model, run["seconds"], run["test_accuracy"]
 
 
-def _train_racecar_mi(module, recipe, epochs, train_images, out):
+def _train_racecar_mi(module, recipe, epochs, train_images, out, cache_root):
     """``examples/racecar_mi.py``'s phase-I RR⁶_A model (table 8's settings)."""
     from common import experiment
 
@@ -105,14 +109,14 @@ def _train_racecar_mi(module, recipe, epochs, train_images, out):
     settings = {"epochs": epochs, "batch_size": flags.batch_size,
                 "learning_rate": flags.learning_rate, "racecar_weight": flags.racecar_weight,
                 "eval_every": flags.eval_every}
-    cache = experiment.RunCache(out, settings)
+    cache = experiment.RunCache(cache_root, settings)
     model, run = module.phase_one("RR6_A", recipe.seed, epochs, task_a, mi_a, cache,
                                   os.path.join(out, "images"))
     return model, run["seconds"], run["test_accuracy"]
 
 
 def _cifar_resnet(variant):
-    def train(module, recipe, epochs, train_images, out):
+    def train(module, recipe, epochs, train_images, out, cache_root):
         """``examples/rn_cifar_resnet.py``'s run of ``variant`` (its ``cpu`` protocol)."""
         from common import experiment, resumable
 
@@ -123,7 +127,7 @@ def _cifar_resnet(variant):
         flags.shortcut = recipe.arguments["shortcut"]
         sc = module.scale()
         settings = module.run_settings(sc)
-        cache = experiment.RunCache(out, settings)
+        cache = experiment.RunCache(cache_root, settings)
         key = f"resnet{flags.resnet_depth}-{variant}-seed{recipe.seed}"
         run = cache.get(key)
         if run is None:
@@ -176,6 +180,10 @@ def parse(argv):
     parser.add_argument("--preset", choices=sorted(RECIPES), help="<model>/<preset>")
     parser.add_argument("--list", action="store_true", help="list the recipes and exit")
     parser.add_argument("--out", help="output folder (default runs/presets/<model>-<preset>)")
+    parser.add_argument("--runs_from",
+                        help="the folder whose runs/ holds the example's run cache (default "
+                             "--out): reuse a study's finished run, e.g. "
+                             "docs/results/rn_cifar_resnet_50k for the CIFAR ResNet presets")
     parser.add_argument("--epochs", type=int, help="override the recipe's epochs (smoke runs)")
     parser.add_argument("--train_images", type=int,
                         help="override the recipe's training images (smoke runs)")
@@ -227,7 +235,7 @@ def main(argv=None):
     print(f"{args.preset}: {epochs} epochs, seed {recipe.seed} -> {out}", flush=True)
     start = time.time()
     model, train_seconds, fit_accuracy = recipe.train(module, recipe, epochs, train_images,
-                                                      str(out))
+                                                      str(out), args.runs_from or str(out))
     file = f"{entry}-{preset}.weights.h5"
     path = out / file
     # Written from an uncompiled copy: the model's weights without the optimizer's state.
