@@ -46,7 +46,8 @@ STUDIES := \
   "rn_cifar_resnet.py --preset=lowdata --out=../docs/results/rn_cifar_resnet_5k" \
   "racecar_cifar_resnet.py --preset=cpu --out=../docs/results/racecar_cifar_resnet" \
   "racecar_mnist.py --preset=fulldata --source=local --out=../docs/results/racecar_mnist_55k" \
-  "rn_cifar_resnet.py --preset=cpu --out=../docs/results/rn_cifar_resnet_50k"
+  "rn_cifar_resnet.py --preset=cpu --out=../docs/results/rn_cifar_resnet_50k" \
+  "racecar_cifar_resnet.py --preset=cpu --network=vgg --out=../docs/results/racecar_cifar_vgg"
 
 studies: $(STAMP)
 	@test -n "$$KERAS_REVERSIBLE_DATA" || { echo "studies: set KERAS_REVERSIBLE_DATA"; exit 2; }

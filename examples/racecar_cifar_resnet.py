@@ -1,14 +1,17 @@
-r"""Racecar §5.2 at CPU scale on the CIFAR ResNet-20: transfer from CIFAR-10 classes 0–4 to 5–9.
+r"""Racecar §5.2 at CPU scale: transfer from CIFAR-10 classes 0–4 to 5–9.
 
-Racecar table 5's models, with ``zoo.reversible_cifar_resnet(depth=20)``
-(He et al. 2016, option A) in place of the table-11 VGG:
+Racecar table 5's models, on ``zoo.reversible_cifar_resnet(depth=20)`` (He
+et al. 2016, option A; the default) or, with ``--network=vgg``, on the
+paper's own network, ``zoo.racecar_cifar_vgg`` (table 11) at ``--width``
+(0.25: 2.5 M parameters):
 
 * ``Std_A``: the task loss only, on task A (classes 0–4: airplane … deer);
-* ``RR20_A``: plus the racecar loss on all 20 constrained points (the 19
-  convolution inputs and the classifier's input), the reverse pass from the
-  softmax output, ``reduction="mean"``, weight ``--racecar_weight`` (λ = 1,
-  the zoo entry's scale: at initialisation the racecar loss is ≈ 9× the task
-  loss, as in the paper's VGG runs);
+* ``RR20_A`` (``RR13_A`` for the VGG): plus the racecar loss on every
+  constrained point (the ResNet's 19 convolution inputs and its classifier's
+  input; the VGG's 13 convolution inputs, reverse pass from block 13),
+  ``reduction="mean"``, weight ``--racecar_weight`` (λ = 1: at
+  initialisation the racecar loss is ≈ 9× the task loss on the ResNet and
+  ≈ 5× on the VGG, as in the paper's VGG runs);
 * phase II (racecar §3: "only trained with the forward structure and
   original loss"): ``Std_AA``, ``RR20_AA`` (the phase-I networks trained
   further on A) and ``Std_AB``, ``RR20_AB`` (trained on task B, classes
@@ -47,15 +50,17 @@ It writes, under ``--out``:
   racecar table 5 beside it, the phase-I per-layer reconstruction errors
   ``‖L'_m − L_m‖/‖L_m‖``, wall time per run, the command and versions;
 * ``accuracy.png``: the seven models' accuracies, every seed;
-* ``reconstructions.png``: task-A test images, Std_A's and RR20_A's
-  regenerated inputs ``I'`` and the per-layer errors.
+* ``reconstructions.png``: task-A test images, Std_A's and the racecar
+  model's regenerated inputs ``I'`` and the per-layer errors.
 
 Usage (``KERAS_REVERSIBLE_DATA`` names the folder holding ``cifar10/``):
 
     python examples/racecar_cifar_resnet.py --out=runs/racecar_cifar_resnet
+    python examples/racecar_cifar_resnet.py --network=vgg --out=runs/racecar_cifar_vgg
     python examples/racecar_cifar_resnet.py --preset=tiny --out=/tmp/rcr   # seconds
 """
 
+import dataclasses
 import os
 
 from absl import app, flags
@@ -69,14 +74,40 @@ import zoo  # noqa: E402
 from keras_reversible import data  # noqa: E402
 from common import experiment, resumable  # noqa: E402
 
-MODELS = ("Std_A", "RR20_A", "Std_AA", "RR20_AA", "Std_AB", "RR20_AB", "Std_B")
-# Racecar table 5 (CIFAR VGG, CIFAR-10 → CIFAR-100, 5 runs): mean, std of the test accuracy.
+# Racecar table 5 (CIFAR VGG, CIFAR-10 → CIFAR-100, 5 runs): mean, std of the test accuracy;
+# "RR" stands for the network's racecar model (RR20 or RR13).
 PAPER_TABLE5 = {
-    "Std_A": (0.806, 0.0387), "RR20_A": (0.664, 0.0945), "Std_AA": (0.805, 0.0340),
-    "RR20_AA": (0.856, 0.0130), "Std_AB": (0.183, 0.0141), "RR20_AB": (0.276, 0.0138),
+    "Std_A": (0.806, 0.0387), "RR_A": (0.664, 0.0945), "Std_AA": (0.805, 0.0340),
+    "RR_AA": (0.856, 0.0130), "Std_AB": (0.183, 0.0141), "RR_AB": (0.276, 0.0138),
     "Std_B": (0.253, 0.0123),
 }
 TASKS = {"A": list(range(5)), "B": list(range(5, 10))}
+
+
+@dataclasses.dataclass(frozen=True)
+class Network:
+    """A network of the study: how to build it and where phase II cuts its classifier off."""
+
+    title: str
+    racecar: str  # the racecar model's name: RR + the constrained points
+    features: str  # phase II keeps the layers up to this one and adds a fresh classifier
+    logits: bool  # the classifier's output: logits or probabilities
+
+
+NETWORKS = {
+    "resnet20": Network("CIFAR ResNet-20 (option A)", "RR20", "avg_pool", logits=False),
+    "vgg": Network("racecar CIFAR VGG (table 11)", "RR13", "relu15", logits=True),
+}
+
+
+def network():
+    return NETWORKS[FLAGS.network]
+
+
+def model_names():
+    """The seven table-5 models, RR named after the network (RR20_A, ... or RR13_A, ...)."""
+    rr = network().racecar
+    return ("Std_A", f"{rr}_A", "Std_AA", f"{rr}_AA", "Std_AB", f"{rr}_AB", "Std_B")
 PRESETS = {
     "cpu": dict(train_images=0, test_images=0, batch_size=128, epochs=[30, 15, 15, 15],
                 seeds=[0, 1, 2], eval_every=5),
@@ -86,6 +117,11 @@ PRESETS = {
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", "runs/racecar_cifar_resnet", "Output folder (results, figures, runs).")
+flags.DEFINE_enum("network", "resnet20", list(NETWORKS),
+                  "resnet20: zoo.reversible_cifar_resnet(depth=20), RR20; vgg: "
+                  "zoo.racecar_cifar_vgg(width=--width), the paper's network, RR13.")
+flags.DEFINE_float("width", 0.25, "--network=vgg: the VGG's width (1.0: the paper's 40 M "
+                   "parameters; 0.25: 2.5 M, trains on 2 CPU cores).")
 flags.DEFINE_enum("preset", "cpu", list(PRESETS), "Scale preset (cpu: all images of both tasks).")
 flags.DEFINE_integer("train_images", None, "Training images per task (overrides; all: 0).")
 flags.DEFINE_integer("test_images", None, "Test images per task (overrides; all: 0).")
@@ -97,7 +133,7 @@ flags.DEFINE_float("learning_rate", 0.1, "Peak SGD learning rate.")
 flags.DEFINE_float("warmup_epochs", 1.0, "Linear warm-up, in epochs.")
 flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
 flags.DEFINE_float("weight_decay", 1e-3, "Keras' decoupled SGD weight decay.")
-flags.DEFINE_float("racecar_weight", 1.0, "λ of RR20_A's racecar loss (mean reduction).")
+flags.DEFINE_float("racecar_weight", 1.0, "λ of the racecar model's loss (mean reduction).")
 flags.DEFINE_enum("source", "local", ["auto", "local", "tfds"], "Where the images come from.")
 flags.DEFINE_boolean("report_only", False,
                      "Train nothing: write results.json and the figures from the seeds whose "
@@ -134,20 +170,24 @@ def task_data(sc, task, seed):
 
 
 def build(racecar, seed):
-    """ResNet-20 for a 5-class task: all 20 points constrained (RR20) or none (Std)."""
+    """The network for a 5-class task: every point constrained (racecar) or none (Std)."""
     keras.utils.set_random_seed(seed)
-    return zoo.reversible_cifar_resnet(
-        depth=20, num_classes=len(TASKS["A"]), reverse_depth=None if racecar else 0,
-        racecar_weight=FLAGS.racecar_weight, reduction="mean", input_range=None)
+    common = dict(num_classes=len(TASKS["A"]), racecar_weight=FLAGS.racecar_weight,
+                  reduction="mean")
+    if FLAGS.network == "vgg":
+        return zoo.racecar_cifar_vgg(width=FLAGS.width, depth=None if racecar else 0, **common)
+    return zoo.reversible_cifar_resnet(depth=20, reverse_depth=None if racecar else 0,
+                                       input_range=None, **common)
 
 
 def phase_two(phase_one, seed):
     """The phase-I network without its reverse pass, the classifier re-initialised."""
     plain = phase_one.to_standard()
     init = keras.initializers.GlorotUniform(seed=seed)  # the same head, fresh or resumed
-    outputs = keras.layers.Dense(len(TASKS["B"]), activation="softmax", kernel_initializer=init,
-                                 name="predictions")(plain.get_layer("avg_pool").output)
-    return keras.Model(plain.inputs, outputs, name="cifar_resnet20_phase2")
+    outputs = keras.layers.Dense(
+        len(TASKS["B"]), activation=None if network().logits else "softmax",
+        kernel_initializer=init, name="predictions")(plain.get_layer(network().features).output)
+    return keras.Model(plain.inputs, outputs, name=f"{plain.name}_phase2")
 
 
 def _compile(model, steps_per_epoch, epochs):
@@ -156,7 +196,8 @@ def _compile(model, steps_per_epoch, epochs):
             resumable.warmup_schedule(FLAGS.learning_rate, steps_per_epoch, epochs,
                                       FLAGS.warmup_epochs),
             momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay),
-        keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+        keras.losses.SparseCategoricalCrossentropy(from_logits=network().logits),
+        metrics=["accuracy"])
 
 
 def _eval_epochs(epochs, every):
@@ -197,10 +238,10 @@ def measure_reverse(model, sc, seed):
 
 
 def run_phase_one(prefix, seed, sc, cache, settings):
-    """Std_A or RR20_A: (its result, a function returning the trained model)."""
+    """Std_A or the racecar model's phase I: (its result, a function returning the model)."""
     key = f"{prefix}_A-seed{seed}"
     weights = os.path.join(cache.dir, f"{key}.weights.h5")
-    make = lambda: build(prefix == "RR20", seed)  # noqa: E731
+    make = lambda: build(prefix != "Std", seed)  # noqa: E731
 
     def load():
         model = make()
@@ -219,9 +260,9 @@ def run_phase_one(prefix, seed, sc, cache, settings):
 
 
 def run_study(sc, cache, settings):
-    results = {name: [] for name in MODELS}
+    results = {name: [] for name in model_names()}
     for seed in sc["seeds"]:
-        for prefix in ("Std", "RR20"):
+        for prefix in ("Std", network().racecar):
             run, phase_one = run_phase_one(prefix, seed, sc, cache, settings)
             results[f"{prefix}_A"].append(run)
             for task in ("A", "B"):
@@ -243,18 +284,18 @@ def run_study(sc, cache, settings):
             print(f"  Std_B-seed{seed}: cached", flush=True)
         results["Std_B"].append(run)
         print("  seed {}: ".format(seed) + ", ".join(
-            f"{n} {results[n][-1]['test_accuracy']:.3f}" for n in MODELS), flush=True)
+            f"{n} {results[n][-1]['test_accuracy']:.3f}" for n in model_names()), flush=True)
     return results
 
 
 def report_study(sc, cache):
     """The finished seeds' results, those seeds, and the keys of the runs still missing."""
-    results, finished, missing = {name: [] for name in MODELS}, [], []
+    results, finished, missing = {name: [] for name in model_names()}, [], []
     for seed in sc["seeds"]:
-        runs = {name: cache.get(f"{name}-seed{seed}") for name in MODELS}
+        runs = {name: cache.get(f"{name}-seed{seed}") for name in model_names()}
         absent = [f"{name}-seed{seed}" for name, run in runs.items() if run is None]
         if absent:
-            print(f"  seed {seed}: {len(absent)} of {len(MODELS)} runs not finished yet "
+            print(f"  seed {seed}: {len(absent)} of {len(model_names())} runs not finished yet "
                   "(--report_only: skipped)", flush=True)
             missing += absent
             continue
@@ -272,7 +313,7 @@ def summarize(results):
         summary[name] = {
             "test_accuracy": acc.tolist(), "test_accuracy_mean": float(acc.mean()),
             "test_accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else None,
-            "paper_table5_mean_std": PAPER_TABLE5[name],
+            "paper_table5_mean_std": PAPER_TABLE5[name.replace(network().racecar, "RR")],
             "seconds_per_run": [r["seconds"] for r in runs],
             "sessions": [r["sessions"] for r in runs],
         }
@@ -282,11 +323,12 @@ def summarize(results):
             summary[name]["reconstruction_mse"] = [r["reconstruction_mse"] for r in runs]
     comparisons = {}
     for task in ("A", "AA", "AB"):
-        std, rr = summary[f"Std_{task}"], summary[f"RR20_{task}"]
+        rr_name = f"{network().racecar}_{task}"
+        std, rr = summary[f"Std_{task}"], summary[rr_name]
         spreads = [s for s in (std["test_accuracy_std"], rr["test_accuracy_std"]) if s is not None]
         spread = max(spreads) if len(spreads) == 2 else None
         diff = rr["test_accuracy_mean"] - std["test_accuracy_mean"]
-        comparisons[f"RR20_{task} - Std_{task}"] = {
+        comparisons[f"{rr_name} - Std_{task}"] = {
             "difference": diff, "seed_spread": spread,
             "difference_exceeds_seed_spread": None if spread is None else bool(abs(diff) > spread)}
     return summary, comparisons
@@ -296,15 +338,15 @@ def summarize(results):
 def plot_accuracy(path, summary):
     plt = experiment.pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.8))
-    for i, name in enumerate(MODELS):
+    for i, name in enumerate(model_names()):
         s = summary[name]
         color = "tab:green" if name.startswith("RR") else "tab:gray"
         ax.bar(i, s["test_accuracy_mean"], 0.6, color=color, alpha=0.7)
         ax.plot([i] * len(s["test_accuracy"]), s["test_accuracy"], "k.", ms=6)
     ax.axhline(1 / len(TASKS["A"]), color="k", ls=":", lw=1, label="chance (5 classes)")
-    ax.set_xticks(range(len(MODELS)), MODELS)
+    ax.set_xticks(range(len(model_names())), model_names())
     ax.set_ylabel("test accuracy")
-    ax.set_title("ResNet-20, task A = CIFAR-10 classes 0–4, task B = classes 5–9 "
+    ax.set_title(f"{network().title}, task A = CIFAR-10 classes 0–4, task B = classes 5–9 "
                  "(bars: mean, dots: seeds)", fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
@@ -316,7 +358,7 @@ def plot_reconstructions(path, x, runs):
     means = np.array(data.CHANNEL_MEANS["cifar10"])
     rows = [("input I", x[:6])] + [
         (f"{name}: I' (MSE {runs[name]['reconstruction_mse']:.3g})",
-         np.asarray(runs[name]["reconstruction_examples"])) for name in ("Std_A", "RR20_A")]
+         np.asarray(runs[name]["reconstruction_examples"])) for name in list(runs)]
     fig = plt.figure(figsize=(11, 3.6))
     grid = fig.add_gridspec(3, 10)
     for r, (label, images) in enumerate(rows):
@@ -328,7 +370,7 @@ def plot_reconstructions(path, x, runs):
             if c == 0:
                 ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     ax = fig.add_subplot(grid[:, 7:])
-    for name, color in (("Std_A", "tab:gray"), ("RR20_A", "tab:green")):
+    for name, color in zip(runs, ("tab:gray", "tab:green")):
         err = runs[name]["layer_relative_error"]
         ax.plot(np.arange(1, len(err) + 1), err, "o-", color=color, label=name)
     ax.set_yscale("log")
@@ -336,7 +378,7 @@ def plot_reconstructions(path, x, runs):
     ax.set_title("||L'_m - L_m|| / ||L_m||, 64 task-A test images", fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.suptitle("ResNet-20, phase I: the reverse pass from the softmax output regenerates "
+    fig.suptitle(f"{network().title}, phase I: the racecar model's reverse pass regenerates "
                  "every constrained point (reverse BN calibrated)", fontsize=9)
     experiment.save_figure(fig, path, dpi=90, bbox_inches="tight")
 
@@ -347,9 +389,12 @@ def main(argv):
     settings = {k: v for k, v in sc.items() if k != "seeds"}
     settings.update(learning_rate=FLAGS.learning_rate, warmup_epochs=FLAGS.warmup_epochs,
                     momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay,
-                    racecar_weight=FLAGS.racecar_weight, source=FLAGS.source, result_format=1)
+                    racecar_weight=FLAGS.racecar_weight, source=FLAGS.source,
+                    network=FLAGS.network, result_format=1)
+    if FLAGS.network == "vgg":
+        settings["width"] = FLAGS.width
     cache = experiment.RunCache(FLAGS.out, settings)
-    print(f"racecar §5.2, ResNet-20: task A CIFAR-10 {TASKS['A']}, task B {TASKS['B']}, "
+    print(f"racecar §5.2, {network().title}: task A CIFAR-10 {TASKS['A']}, task B {TASKS['B']}, "
           f"{sc['train_images'] or 'all'} train / {sc['test_images'] or 'all'} test images per "
           f"task, epochs {sc['epochs']}, seeds {sc['seeds']} -> {FLAGS.out}", flush=True)
     missing = []
@@ -363,8 +408,9 @@ def main(argv):
     summary, comparisons = summarize(results)
     experiment.write_json(os.path.join(FLAGS.out, "results.json"), {
         **experiment.environment(),
-        "task": "racecar §5.2 / table 5 at CPU scale: CIFAR ResNet-20 (option A), phase I on "
+        "task": f"racecar §5.2 / table 5 at CPU scale: {network().title}, phase I on "
                 "CIFAR-10 classes 0-4, phase II on classes 0-4 (AA) and 5-9 (AB)",
+        "network": FLAGS.network, "width": FLAGS.width if FLAGS.network == "vgg" else None,
         "seeds": sc["seeds"], "epochs": sc["epochs"], "settings": settings,
         "complete": not missing, "missing_runs": missing,
         "paper_note": "racecar table 5 is the CIFAR VGG, CIFAR-10 -> CIFAR-100: "
@@ -377,10 +423,10 @@ def main(argv):
     _, test = task_data(sc, "A", 0)
     x = next(iter(test))[0].numpy()
     plot_reconstructions(os.path.join(FLAGS.out, "reconstructions.png"), x,
-                         {n: results[n][0] for n in ("Std_A", "RR20_A")})
+                         {n: results[n][0] for n in model_names()[:2]})
     plot_accuracy(os.path.join(FLAGS.out, "accuracy.png"), summary)
     print(experiment.accuracy_table(
-        "\n  test accuracy (task A: classes 0-4, task B: 5-9)", MODELS,
+        "\n  test accuracy (task A: classes 0-4, task B: 5-9)", model_names(),
         {n: {**s, "test_accuracy_std": s["test_accuracy_std"] or 0.0, "paper_mean_std": None}
          for n, s in summary.items()}, sc["seeds"]))
     for label, c in comparisons.items():

@@ -1,5 +1,6 @@
 """Pieces for custom training loops and CPU-sized zoo models (used by the §5.3/§5.4 examples)."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -36,7 +37,14 @@ def test_width_scales_filters_and_keeps_the_layout():
     v = zoo.reversible_vgg19(num_classes=10, input_shape=(32, 32, 3), width=0.25)
     assert v.get_layer("block1_conv1").filters == 16 and v.get_layer("block5_conv4").filters == 128
     assert v.depth == 16
+    c = zoo.racecar_cifar_vgg(num_classes=5, width=0.125)
+    assert [c.get_layer(f"conv{i}").filters for i in (1, 3, 5, 8, 13)] == [8, 16, 32, 64, 64]
+    assert c.get_layer("fc14").units == 512 and c.depth == 13
+    # By hand: convs 230,568 + their BN 2,112; I_r 2·2·64 = 256 → fc14 131,584 + BN 2,048,
+    # fc15 262,656 + BN 2,048, fc16 512·5 + 5 = 2,565.
+    assert keras.Model(c.inputs, c.outputs).count_params() == 633_581
     for build in (lambda: zoo.smoke_generator(width=0),
+                  lambda: zoo.racecar_cifar_vgg(width=0),
                   lambda: zoo.smoke_discriminator(width=-1),
                   lambda: zoo.reversible_vgg19(input_shape=(32, 32, 3), width=0)):
         with pytest.raises(ValueError, match="width"):

@@ -63,3 +63,23 @@ def test_bad_epochs_name_the_flag(tmp_path):
     printed = run_example("racecar_cifar_resnet.py", tmp_path, *SMALL[:3], "--epochs=2,1",
                           expect=1)
     assert "--epochs needs 4 values" in printed
+
+
+def test_the_papers_vgg_at_a_reduced_width(tmp_path):
+    out = tmp_path / "vgg"
+    printed = run_example("racecar_cifar_resnet.py", out, *SMALL, "--network=vgg",
+                          "--width=0.0625")
+    assert "racecar CIFAR VGG (table 11)" in printed
+    results = json.loads((out / "results.json").read_text())
+    names = [name.replace("RR20", "RR13") for name in MODELS]
+    assert list(results["results"]) == names
+    assert results["network"] == "vgg" and results["settings"]["width"] == 0.0625
+    for name in ("Std_A", "RR13_A"):  # the 13 convolution inputs
+        assert len(results["results"][name]["layer_relative_error_mean"]) == 13
+    history = results["runs"]["RR13_A"][0]["history"]["1"]
+    assert history["racecar_loss"] > 0 and "racecar_loss" not in results["runs"]["RR13_AB"][0][
+        "history"]["1"]
+    assert results["results"]["RR13_AB"]["paper_table5_mean_std"] == [0.276, 0.0138]
+    assert set(results["comparisons"]) == {"RR13_A - Std_A", "RR13_AA - Std_AA",
+                                           "RR13_AB - Std_AB"}
+    check_outputs(out, results, ("accuracy.png", "reconstructions.png"))

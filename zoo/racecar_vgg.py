@@ -38,7 +38,8 @@ INFO = ModelInfo(
 
 
 @register(INFO)
-def racecar_cifar_vgg(num_classes=INFO.num_classes, input_shape=INFO.input_shape, **reversal):
+def racecar_cifar_vgg(num_classes=INFO.num_classes, input_shape=INFO.input_shape, width=1.0,
+                      **reversal):
     """The CIFAR VGG of racecar table 11 (39,979,338 parameters at 32×32×3).
 
     Thirteen ``relu(BN(C(3, n) + b))`` blocks with n = 64, 64 | 128, 128 |
@@ -59,6 +60,9 @@ def racecar_cifar_vgg(num_classes=INFO.num_classes, input_shape=INFO.input_shape
     Args:
         num_classes: classes (10).
         input_shape: ``(32, 32, 3)`` in the paper.
+        width: multiplies the filter count of every convolution and the
+            units of fc14 and fc15 (1.0: the paper; 0.125 has 636,146
+            parameters, for CPU runs).
         **reversal: reversal settings; defaults are the paper's (λ = 1e-7
             with ``l2_loss``, depth 13 = RR¹³, ``input_range="relu"``).
             ``depth=0`` gives Std.
@@ -79,17 +83,23 @@ def racecar_cifar_vgg(num_classes=INFO.num_classes, input_shape=INFO.input_shape
         Xie & Thuerey, racecar training, section 5.2 and appendix A.3,
         tables 11 and 12.
     """
+    if not width > 0:
+        raise ValueError(f"width must be positive, got {width!r}")
+
+    def scaled(n):
+        return max(1, int(round(n * width)))
+
     inputs = keras.Input(input_shape, name="image")
     x = inputs
     for i, filters in enumerate(_CONVS, start=1):
-        x = L.Conv2D(filters, 3, padding="same", name=f"conv{i}")(x)
+        x = L.Conv2D(scaled(filters), 3, padding="same", name=f"conv{i}")(x)
         x = L.BatchNormalization(name=f"bn{i}")(x)
         x = L.ReLU(name=f"relu{i}")(x)
         if i in _POOL_AFTER:
             x = L.MaxPooling2D(name=f"pool{i}")(x)
     x = L.Flatten(name="flatten")(x)
     for i in (14, 15):
-        x = L.Dense(4096, name=f"fc{i}")(x)
+        x = L.Dense(scaled(4096), name=f"fc{i}")(x)
         x = L.BatchNormalization(name=f"bn{i}")(x)
         x = L.ReLU(name=f"relu{i}")(x)
     outputs = L.Dense(num_classes, name="fc16")(x)
