@@ -288,23 +288,6 @@ def run_study(sc, cache, settings):
     return results
 
 
-def report_study(sc, cache):
-    """The finished seeds' results, those seeds, and the keys of the runs still missing."""
-    results, finished, missing = {name: [] for name in model_names()}, [], []
-    for seed in sc["seeds"]:
-        runs = {name: cache.get(f"{name}-seed{seed}") for name in model_names()}
-        absent = [f"{name}-seed{seed}" for name, run in runs.items() if run is None]
-        if absent:
-            print(f"  seed {seed}: {len(absent)} of {len(model_names())} runs not finished yet "
-                  "(--report_only: skipped)", flush=True)
-            missing += absent
-            continue
-        finished.append(seed)
-        for name, run in runs.items():
-            results[name].append(run)
-    return results, finished, missing
-
-
 def summarize(results):
     """Mean ± sample std per model, and RR − Std per task against the seed spread."""
     summary = {}
@@ -399,7 +382,8 @@ def main(argv):
           f"task, epochs {sc['epochs']}, seeds {sc['seeds']} -> {FLAGS.out}", flush=True)
     missing = []
     if FLAGS.report_only:
-        results, sc["seeds"], missing = report_study(sc, cache)
+        results, sc["seeds"], missing = resumable.finished_seeds(cache, sc["seeds"],
+                                                                  model_names())
         if not sc["seeds"]:
             raise app.UsageError(f"--report_only: no seed of this study has finished under "
                                  f"{FLAGS.out}/runs")

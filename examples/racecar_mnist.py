@@ -199,12 +199,6 @@ def phase_one(name, seed, tasks, epochs, cache, images_dir):
     return model, run
 
 
-def finished_runs(cache, seed):
-    """{model: result} of ``seed`` when all ten of its runs are cached, else None."""
-    runs = {name: cache.get(f"{name}-seed{seed}") for name in TABLE_3 + TABLE_4}
-    return runs if all(run is not None for run in runs.values()) else None
-
-
 def run_study(seeds, tasks, epochs, cache, images_dir):
     """{model: [result per seed]} of every seed, training what is not cached."""
     results = {name: [] for name in TABLE_3 + TABLE_4}
@@ -241,23 +235,6 @@ def run_study(seeds, tasks, epochs, cache, images_dir):
             cached_or_train(f"Std_B-seed{seed}", std_b, tasks["B"], epochs["ab"], seed))
         print(f"  seed {seed}: Std_B {results['Std_B'][-1]['test_accuracy']:.4f}", flush=True)
     return results
-
-
-def report_study(seeds, cache):
-    """The finished seeds' results, the finished seeds and the keys of the runs still missing."""
-    results = {name: [] for name in TABLE_3 + TABLE_4}
-    finished, missing = [], []
-    for seed in seeds:
-        runs = finished_runs(cache, seed)
-        if runs is None:
-            missing += [f"{name}-seed{seed}" for name in TABLE_3 + TABLE_4
-                        if cache.get(f"{name}-seed{seed}") is None]
-            print(f"  seed {seed}: not finished yet (--report_only: skipped)", flush=True)
-            continue
-        finished.append(seed)
-        for name, run in runs.items():
-            results[name].append(run)
-    return results, finished, missing
 
 
 def late_gain(run):
@@ -366,7 +343,7 @@ def main(argv):
     cache = experiment.RunCache(FLAGS.out, settings)
     missing = []
     if FLAGS.report_only:
-        results, seeds, missing = report_study(seeds, cache)
+        results, seeds, missing = resumable.finished_seeds(cache, seeds, TABLE_3 + TABLE_4)
         if not seeds:
             raise app.UsageError(f"--report_only: no seed of this study has finished under "
                                  f"{FLAGS.out}/runs")

@@ -76,7 +76,7 @@ def test_racecar_mnist_tiny_and_resumes(tmp_path):
     assert again.count(": cached") == 10
     # Seed 1 has not run: --report_only reports seed 0 and lists seed 1's ten runs as missing.
     report = run_example("racecar_mnist.py", out, *tiny, "--seeds=0,1", "--report_only")
-    assert "seed 1: not finished yet" in report
+    assert "seed 1: 10 of 10 runs not finished yet" in report
     results = json.loads((out / "results.json").read_text())
     assert results["seeds"] == [0] and not results["complete"]
     assert sorted(results["missing_runs"]) == sorted(f"{n}-seed1" for n in names)

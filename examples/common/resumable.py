@@ -235,3 +235,31 @@ def finish(cache, key, result):
     """Caches the finished run's ``result``, then removes its backup."""
     cache.put(key, result)
     shutil.rmtree(os.path.join(cache.dir, f"{key}.backup"), ignore_errors=True)
+
+
+def finished_seeds(cache, seeds, names):
+    """What ``--report_only`` reports: the seeds whose runs of every model have finished.
+
+    Args:
+        cache: the study's ``RunCache``; a run is ``"<name>-seed<seed>"``.
+        seeds: the study's seeds.
+        names: the model names one seed trains.
+
+    Returns:
+        ``(results, finished, missing)``: ``{name: [result per finished
+        seed]}``, the finished seeds, and the keys of the runs not finished
+        yet (of the other seeds, which are left out).
+    """
+    results, finished, missing = {name: [] for name in names}, [], []
+    for seed in seeds:
+        runs = {name: cache.get(f"{name}-seed{seed}") for name in names}
+        absent = [f"{name}-seed{seed}" for name, run in runs.items() if run is None]
+        if absent:
+            print(f"  seed {seed}: {len(absent)} of {len(names)} runs not finished yet "
+                  "(--report_only: skipped)", flush=True)
+            missing += absent
+            continue
+        finished.append(seed)
+        for name, run in runs.items():
+            results[name].append(run)
+    return results, finished, missing
