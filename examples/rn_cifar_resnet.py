@@ -328,7 +328,7 @@ def summarize(results):
 
 
 
-def plot_accuracy(path, results):
+def plot_accuracy(path, results, train_images):
     plt = experiment.pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     colors = {"std": "tab:gray", "rn": "tab:blue", "rnl": "tab:orange"}
@@ -343,8 +343,9 @@ def plot_accuracy(path, results):
                label="He et al. (64k steps)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"ResNet-{FLAGS.resnet_depth}, CIFAR-10{'+' if FLAGS.augment else ''}: "
-                 "std / RN / RN + RNL", fontsize=10)
+    images = f"{train_images:,}" if train_images else "all 50,000"
+    ax.set_title(f"ResNet-{FLAGS.resnet_depth}, CIFAR-10{'+' if FLAGS.augment else ''} "
+                 f"({images} training images): std / RN / RN + RNL; every seed", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     experiment.save_figure(fig, path, dpi=100, bbox_inches="tight")
@@ -456,7 +457,7 @@ def main(argv):
     }
     _, test = datasets(sc, 0)
     x_test = next(iter(test))[0].numpy()
-    plot_accuracy(os.path.join(FLAGS.out, "accuracy.png"), results)
+    plot_accuracy(os.path.join(FLAGS.out, "accuracy.png"), results, sc["train_images"])
     plot_reconstructions(os.path.join(FLAGS.out, "reconstructions.png"), x_test, results)
     experiment.write_json(os.path.join(FLAGS.out, "results.json"), out)
     print(f"\n  {'variant':<8} test accuracy % (mean ± std over seeds)   Δ to std   > spread")
