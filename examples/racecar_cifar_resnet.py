@@ -135,12 +135,7 @@ flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
 flags.DEFINE_float("weight_decay", 1e-3, "Keras' decoupled SGD weight decay.")
 flags.DEFINE_float("racecar_weight", 1.0, "λ of the racecar model's loss (mean reduction).")
 flags.DEFINE_enum("source", "local", ["auto", "local", "tfds"], "Where the images come from.")
-flags.DEFINE_boolean("report_only", False,
-                     "Train nothing: write results.json and the figures from the seeds whose "
-                     "seven runs have finished (complete: false while any is missing).")
-flags.DEFINE_integer("stop_after_epochs", None,
-                     "Exit (code 3, as abruptly as a kill) after this many epochs trained by "
-                     "this invocation, each backed up: rerun to continue.")
+resumable.define_flags("the seeds whose seven runs have finished")
 
 
 def scale():
@@ -153,8 +148,6 @@ def scale():
     for key in ("batch_size", "eval_every"):
         if sc[key] < 1:
             raise app.UsageError(f"--{key} must be >= 1, got {sc[key]}")
-    if FLAGS.stop_after_epochs is not None and FLAGS.stop_after_epochs < 1:
-        raise app.UsageError(f"--stop_after_epochs must be >= 1, got {FLAGS.stop_after_epochs}")
     sc["train_images"] = sc["train_images"] or None
     sc["test_images"] = sc["test_images"] or None
     return sc

@@ -110,12 +110,7 @@ flags.DEFINE_float("racecar_weight", 1e-5, "λ of every convolution (table 10: 1
 flags.DEFINE_float("srip_beta", 0.1, "β of Ort's SRIP regulariser (the official SVD example's "
                    "orthofactor; the paper gives none).")
 flags.DEFINE_enum("source", "auto", ["auto", "local", "tfds"], "MNIST files or tensorflow-datasets.")
-flags.DEFINE_integer("stop_after_epochs", None,
-                     "Exit (code 3, as abruptly as a kill) after this many epochs trained by "
-                     "this invocation, each backed up: rerun to continue.")
-flags.DEFINE_boolean("report_only", False,
-                     "Train nothing: write results.json and the figures from the seeds whose "
-                     "ten runs have finished (complete: false while any is missing).")
+resumable.define_flags("the seeds whose ten runs have finished")
 
 
 def color(name):
@@ -334,8 +329,6 @@ def main(argv):
         "learning_rate_b": FLAGS.learning_rate_b, "racecar_weight": FLAGS.racecar_weight,
         "srip_beta": FLAGS.srip_beta, "result_format": 2,
     }
-    if FLAGS.stop_after_epochs is not None and FLAGS.stop_after_epochs < 1:
-        raise app.UsageError(f"--stop_after_epochs must be >= 1, got {FLAGS.stop_after_epochs}")
     print(f"racecar MNIST study: {train_images} training images per task, epochs "
           f"A {epochs['a']} / AA {epochs['aa']} / AB and Std_B {epochs['ab']}, seeds {seeds} "
           f"-> {FLAGS.out}", flush=True)

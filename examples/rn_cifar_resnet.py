@@ -133,13 +133,7 @@ flags.DEFINE_float("latent_closeness", 0.9, "tr(o) sets them to closeness · max
 flags.DEFINE_integer("calibration_batches", 8,
                      "Training batches the reverse BN statistics of every variant are "
                      "calibrated on before the reconstructions are measured.")
-flags.DEFINE_integer("stop_after_epochs", None,
-                     "Exit the process (code 3, as abruptly as a kill) after this many "
-                     "epochs trained by this invocation, each backed up: rerun to continue. "
-                     "For sessions with a time budget, and for the resume test.")
-flags.DEFINE_boolean("report_only", False,
-                     "Train nothing: write results.json and the figures from the runs finished "
-                     "so far (a study that spans sessions); the others are listed as missing.")
+resumable.define_flags("every run finished so far; the others are listed as missing")
 flags.DEFINE_integer("measure_steps", None,
                      "Only measure: seconds per training step of each variant over this many "
                      "steps (after 3 warm-up steps), and the projected wall time per run of "
@@ -424,8 +418,6 @@ def main(argv):
     if FLAGS.resnet_depth not in HE_ET_AL_ACCURACY:
         raise app.UsageError(f"--resnet_depth must be one of {sorted(HE_ET_AL_ACCURACY)}, "
                              f"got {FLAGS.resnet_depth}")
-    if FLAGS.stop_after_epochs is not None and FLAGS.stop_after_epochs < 1:
-        raise app.UsageError(f"--stop_after_epochs must be >= 1, got {FLAGS.stop_after_epochs}")
     if FLAGS.measure_steps is not None:
         if FLAGS.measure_steps < 2:
             raise app.UsageError(f"--measure_steps must be >= 2, got {FLAGS.measure_steps}")

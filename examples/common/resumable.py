@@ -237,6 +237,28 @@ def finish(cache, key, result):
     shutil.rmtree(os.path.join(cache.dir, f"{key}.backup"), ignore_errors=True)
 
 
+def define_flags(runs):
+    """Defines the two flags of a study that spans sessions.
+
+    ``--stop_after_epochs`` (>= 1, checked by absl when the flags are parsed)
+    ends the process after that many backed-up epochs; ``--report_only``
+    trains nothing and reports what has finished.
+
+    Args:
+        runs: what one report needs finished, in words (``"the ten runs of a
+            seed"``), for the help text.
+    """
+    from absl import flags
+
+    flags.DEFINE_integer("stop_after_epochs", None,
+                         f"Exit (code {EXIT_STOPPED}, as abruptly as a kill) after this many "
+                         "epochs trained by this invocation, each backed up: rerun to continue.",
+                         lower_bound=1)
+    flags.DEFINE_boolean("report_only", False,
+                         "Train nothing: write results.json and the figures from what has "
+                         f"finished ({runs}); complete: false while any run is missing.")
+
+
 def finished_seeds(cache, seeds, names):
     """What ``--report_only`` reports: the seeds whose runs of every model have finished.
 
