@@ -26,7 +26,9 @@ Protocol (every run): C10+ augmentation (pad 4, random crop, flip), images
 divided by the channel means (RN §3.1); SGD with momentum 0.9, decoupled
 weight decay 1e-3, batch 128, learning rate 0.1 with a one-epoch warm-up and
 a cosine decay to 0 over the run (the protocol of
-``examples/rn_cifar_resnet.py``).
+``examples/rn_cifar_resnet.py``), the global gradient norm clipped at 2
+(``--clipnorm``: without it RR20_A's loss went to NaN in epoch 9). A run
+whose loss diverges stops the study with a message; its rerun starts afresh.
 
 Presets (flags override them):
 
@@ -134,6 +136,9 @@ flags.DEFINE_float("warmup_epochs", 1.0, "Linear warm-up, in epochs.")
 flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
 flags.DEFINE_float("weight_decay", 1e-3, "Keras' decoupled SGD weight decay.")
 flags.DEFINE_float("racecar_weight", 1.0, "λ of the racecar model's loss (mean reduction).")
+flags.DEFINE_float("clipnorm", 2.0, "Every run clips its global gradient norm at this value "
+                   "(Keras' global_clipnorm; 0: no clipping). Unclipped, RR20_A diverged to NaN "
+                   "in epoch 9 of 30 at lr 0.1.", lower_bound=0.0)
 flags.DEFINE_enum("source", "local", ["auto", "local", "tfds"], "Where the images come from.")
 resumable.define_flags("the seeds whose seven runs have finished")
 
@@ -188,7 +193,8 @@ def _compile(model, steps_per_epoch, epochs):
         keras.optimizers.SGD(
             resumable.warmup_schedule(FLAGS.learning_rate, steps_per_epoch, epochs,
                                       FLAGS.warmup_epochs),
-            momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay),
+            momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay,
+            global_clipnorm=FLAGS.clipnorm or None),
         keras.losses.SparseCategoricalCrossentropy(from_logits=network().logits),
         metrics=["accuracy"])
 
@@ -209,12 +215,22 @@ def train(name, seed, task, epochs, make_model, sc, cache, settings):
                             validation_freq=_eval_epochs(epochs, sc["eval_every"]),
                             stop_after=FLAGS.stop_after_epochs)
     log = trained["epochs"]
+    finite = np.isfinite(log[max(log)]["loss"]) and all(
+        np.isfinite(w).all() for w in model.get_weights())  # the last step may be the NaN one
+    if not finite:
+        # Its reverse statistics, phase II and the table would all be NaN: stop, and let a
+        # rerun (with other settings) start the run afresh rather than resume the NaN weights.
+        resumable.discard_diverged(cache, key)
+        raise SystemExit(f"{name} seed {seed}: the loss diverged to NaN in epoch {max(log)} of "
+                         f"{epochs} (log: {key}.diverged.epochs.json); the study stops, its "
+                         f"finished runs stay cached. Rerun "
+                         f"with a smaller --clipnorm (now {FLAGS.clipnorm or 'none'}), --learning_rate "
+                         f"(now {FLAGS.learning_rate}) or --racecar_weight.")
     ev = model.evaluate(test_ds, verbose=0, return_dict=True)
     seconds = float(sum(e["seconds"] for e in log.values()))
     return {"test_accuracy": float(ev["accuracy"]), "seconds": seconds,
             "seconds_per_epoch": seconds / len(log), "epochs_trained": len(log),
             "sessions": trained["sessions"],
-            "diverged": bool(not np.isfinite(log[max(log)]["loss"])),
             "history": {str(k): log[k] for k in sorted(log)}}, model
 
 
@@ -365,7 +381,8 @@ def main(argv):
     settings = {k: v for k, v in sc.items() if k != "seeds"}
     settings.update(learning_rate=FLAGS.learning_rate, warmup_epochs=FLAGS.warmup_epochs,
                     momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay,
-                    racecar_weight=FLAGS.racecar_weight, source=FLAGS.source,
+                    racecar_weight=FLAGS.racecar_weight, clipnorm=FLAGS.clipnorm,
+                    source=FLAGS.source,
                     network=FLAGS.network, result_format=1)
     if FLAGS.network == "vgg":
         settings["width"] = FLAGS.width

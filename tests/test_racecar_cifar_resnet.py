@@ -83,3 +83,16 @@ def test_the_papers_vgg_at_a_reduced_width(tmp_path):
     assert set(results["comparisons"]) == {"RR13_A - Std_A", "RR13_AA - Std_AA",
                                            "RR13_AB - Std_AB"}
     check_outputs(out, results, ("accuracy.png", "reconstructions.png"))
+
+
+def test_a_diverged_run_stops_the_study_and_restarts_afresh(tmp_path):
+    out = tmp_path / "diverged"
+    # Two steps an epoch, the second at lr 1e38 unclipped: its loss is NaN.
+    printed = run_example("racecar_cifar_resnet.py", out, "--preset=tiny", "--train_images=256",
+                          "--test_images=50", "--epochs=2,1,1,1", "--learning_rate=1e38",
+                          "--warmup_epochs=0", "--clipnorm=0", expect=1)
+    assert "Std_A seed 0: the loss diverged to NaN in epoch" in printed
+    assert "--clipnorm (now none)" in printed
+    runs = out / "runs"
+    assert (runs / "Std_A-seed0.diverged.epochs.json").exists()
+    assert not (runs / "Std_A-seed0.backup").exists() and not (out / "results.json").exists()

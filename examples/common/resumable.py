@@ -237,6 +237,15 @@ def finish(cache, key, result):
     shutil.rmtree(os.path.join(cache.dir, f"{key}.backup"), ignore_errors=True)
 
 
+def discard_diverged(cache, key):
+    """Makes run ``key``'s next start a fresh one: its backup goes, its epoch log is kept
+    as ``<key>.diverged.epochs.json`` (the record of how it diverged)."""
+    shutil.rmtree(os.path.join(cache.dir, f"{key}.backup"), ignore_errors=True)
+    log = os.path.join(cache.dir, f"{key}.epochs.json")
+    if os.path.exists(log):
+        os.replace(log, os.path.join(cache.dir, f"{key}.diverged.epochs.json"))
+
+
 def define_flags(runs):
     """Defines the two flags of a study that spans sessions.
 
