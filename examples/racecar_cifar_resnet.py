@@ -215,17 +215,10 @@ def train(name, seed, task, epochs, make_model, sc, cache, settings):
                             validation_freq=_eval_epochs(epochs, sc["eval_every"]),
                             stop_after=FLAGS.stop_after_epochs)
     log = trained["epochs"]
-    finite = np.isfinite(log[max(log)]["loss"]) and all(
-        np.isfinite(w).all() for w in model.get_weights())  # the last step may be the NaN one
-    if not finite:
-        # Its reverse statistics, phase II and the table would all be NaN: stop, and let a
-        # rerun (with other settings) start the run afresh rather than resume the NaN weights.
-        resumable.discard_diverged(cache, key)
-        raise SystemExit(f"{name} seed {seed}: the loss diverged to NaN in epoch {max(log)} of "
-                         f"{epochs} (log: {key}.diverged.epochs.json); the study stops, its "
-                         f"finished runs stay cached. Rerun "
-                         f"with a smaller --clipnorm (now {FLAGS.clipnorm or 'none'}), --learning_rate "
-                         f"(now {FLAGS.learning_rate}) or --racecar_weight.")
+    resumable.stop_if_diverged(
+        model, log, cache, key, f"{name} seed {seed}",
+        f"Rerun with a smaller --clipnorm (now {FLAGS.clipnorm or 'none'}), --learning_rate "
+        f"(now {FLAGS.learning_rate}) or --racecar_weight.")
     ev = model.evaluate(test_ds, verbose=0, return_dict=True)
     seconds = float(sum(e["seconds"] for e in log.values()))
     return {"test_accuracy": float(ev["accuracy"]), "seconds": seconds,

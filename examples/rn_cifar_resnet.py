@@ -222,11 +222,10 @@ def train_one(variant, seed, sc, cache, key, settings):
                         start=start, validation_freq=_eval_epochs(sc),
                         stop_after=FLAGS.stop_after_epochs)
     epochs = log["epochs"]
-    last = epochs[max(epochs)]
-    diverged = not np.isfinite(last["loss"])
-    if diverged:
-        print(f"  {label}: the loss diverged to NaN; training stopped "
-              "(try --clipnorm or a smaller --racecar_weight)", flush=True)
+    resumable.stop_if_diverged(
+        model, epochs, cache, key, label,
+        f"Rerun with --clipnorm (now {FLAGS.clipnorm or 'none'}), a smaller --learning_rate "
+        f"(now {FLAGS.learning_rate}) or --racecar_weight.")
     model.calibrate_reverse_statistics(train.take(FLAGS.calibration_batches))
     experiment.save_model(model, os.path.join(cache.dir, f"{key}.weights.h5"), weights_only=True)
     ev = model.evaluate(test, verbose=0, return_dict=True)
@@ -244,7 +243,6 @@ def train_one(variant, seed, sc, cache, key, settings):
         "history": {str(k): epochs[k] for k in sorted(epochs)},
         "reconstruction_mse": float(np.mean((rec - x_test) ** 2)),
         "reconstruction_examples": np.round(rec[:6], 3),
-        "diverged": bool(diverged),
         "seconds": seconds,
         "seconds_per_epoch": seconds / len(epochs),
         "seconds_per_step": train_seconds / (steps * len(epochs)),
@@ -278,7 +276,7 @@ def run_study(sc):
             print(f"  {key}: test accuracy {100 * run['test_accuracy']:.2f} %, "
                   f"MSE of x̄ {run['reconstruction_mse']:.3f}, {run['seconds'] / 60:.1f} min "
                   f"({run['seconds_per_epoch']:.1f} s/epoch, {run['seconds_per_step']:.3f} "
-                  f"s/step){' (diverged)' if run['diverged'] else ''}", flush=True)
+                  f"s/step)", flush=True)
             run["seed"] = seed
             results.setdefault(variant, []).append(run)
     return results, missing
@@ -295,7 +293,6 @@ def summarize(results):
             "test_accuracy_percent_std": float(acc.std(ddof=1)) if len(acc) > 1 else None,
             "seeds": len(acc), "seed_values": [r.get("seed") for r in runs],
             "reconstruction_mse": [r["reconstruction_mse"] for r in runs],
-            "diverged": [r["diverged"] for r in runs],
             "seconds_per_run": [r["seconds"] for r in runs],
             "seconds_per_epoch": [r["seconds_per_epoch"] for r in runs],
             "seconds_per_step": [r["seconds_per_step"] for r in runs],

@@ -127,7 +127,7 @@ def test_tiny_study_every_variant(tmp_path):
 def test_summary_and_stale_backups():
     out = _in_script("""
 import tempfile
-runs = lambda accs: [dict(test_accuracy=a, reconstruction_mse=0.1, diverged=False,
+runs = lambda accs: [dict(test_accuracy=a, reconstruction_mse=0.1,
                           seconds=1.0, seconds_per_epoch=1.0, seconds_per_step=0.1,
                           sessions=1, parameters=1) for a in accs]
 summary = m.summarize({"std": runs([0.88, 0.90]), "rn": runs([0.93, 0.95]),

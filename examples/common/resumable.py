@@ -38,6 +38,7 @@ import shutil
 import time
 
 import keras
+import numpy as np
 
 from common import experiment
 
@@ -237,13 +238,35 @@ def finish(cache, key, result):
     shutil.rmtree(os.path.join(cache.dir, f"{key}.backup"), ignore_errors=True)
 
 
-def discard_diverged(cache, key):
-    """Makes run ``key``'s next start a fresh one: its backup goes, its epoch log is kept
-    as ``<key>.diverged.epochs.json`` (the record of how it diverged)."""
+def stop_if_diverged(model, epochs, cache, key, label, remedy):
+    """Ends the study when run ``key`` diverged (a NaN loss or weight); else returns.
+
+    A diverged run's reverse statistics, evaluation and any run built on it
+    would be NaN too. Its backup is removed, so that a rerun (with other
+    settings, ``remedy``) starts it afresh rather than resuming NaN weights;
+    its epoch log is kept as ``<key>.diverged.epochs.json``.
+
+    Args:
+        model: the trained model.
+        epochs: ``fit(...)["epochs"]``.
+        cache, key: the run.
+        label: how the message names the run.
+        remedy: what the message suggests, e.g. the flags to change.
+
+    Raises:
+        SystemExit: it diverged.
+    """
+    last = max(epochs)
+    if np.isfinite(epochs[last]["loss"]) and all(  # the last step may be the NaN one
+            np.isfinite(w).all() for w in model.get_weights()):
+        return
     shutil.rmtree(os.path.join(cache.dir, f"{key}.backup"), ignore_errors=True)
     log = os.path.join(cache.dir, f"{key}.epochs.json")
     if os.path.exists(log):
         os.replace(log, os.path.join(cache.dir, f"{key}.diverged.epochs.json"))
+    raise SystemExit(f"{label}: the loss diverged to NaN in epoch {last} (log: "
+                     f"{key}.diverged.epochs.json); the study stops, its finished runs stay "
+                     f"cached. {remedy}")
 
 
 def define_flags(runs):
