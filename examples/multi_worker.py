@@ -242,7 +242,7 @@ def summarize(n):
         "weights_max_abs_diff_between_workers": max_diff,
         "seconds": max(r["seconds"] for r in runs),
     }
-    experiment.write_json(os.path.join(FLAGS.out, "results.json"), results)
+    experiment.write_results(os.path.join(FLAGS.out, "results.json"), results)
     return results
 
 

@@ -332,7 +332,7 @@ def main(argv):
     first = {name: results[name][0] for name in ("Std_A", "RR13_A")}
     plot_reconstructions(os.path.join(FLAGS.out, "reconstructions.png"), x, first)
     plot_accuracy(os.path.join(FLAGS.out, "accuracy.png"), summary, sc)
-    experiment.write_json(os.path.join(FLAGS.out, "results.json"), out)
+    experiment.write_results(os.path.join(FLAGS.out, "results.json"), out)
 
     print("\n  model     test accuracy (ours)   paper table 5")
     for name, s in summary.items():

@@ -393,7 +393,7 @@ def main(argv):
     else:
         results = run_study(sc, cache, settings)
     summary, comparisons = summarize(results)
-    experiment.write_json(os.path.join(FLAGS.out, "results.json"), {
+    experiment.write_results(os.path.join(FLAGS.out, "results.json"), {
         **experiment.environment(),
         "task": f"racecar §5.2 / table 5 at CPU scale: {network().title}, phase I on "
                 "CIFAR-10 classes 0-4, phase II on classes 0-4 (AA) and 5-9 (AB)",

@@ -365,7 +365,7 @@ def main(argv):
     plot_accuracy(os.path.join(FLAGS.out, "accuracy.png"), results)
     x_test = data.load_mi_sphere(seed=seeds[0], task="A")[1][0]
     plot_reconstructions(os.path.join(FLAGS.out, "reconstructions.png"), x_test, results)
-    experiment.write_json(os.path.join(FLAGS.out, "results.json"), out)
+    experiment.write_results(os.path.join(FLAGS.out, "results.json"), out)
 
     print("\n" + experiment.accuracy_table(
         "Table 1 layout (task A; phase I and phase II AA): test accuracy", TABLE_1, summary, seeds))

@@ -377,7 +377,7 @@ def main(argv):
     plot_regenerated_inputs(os.path.join(FLAGS.out, "regenerated_inputs.png"), reference, results)
     plot_first_layer_svd(os.path.join(FLAGS.out, "first_layer_svd.png"), results)
     plot_accuracy(os.path.join(FLAGS.out, "accuracy.png"), results)
-    experiment.write_json(os.path.join(FLAGS.out, "results.json"), out)
+    experiment.write_results(os.path.join(FLAGS.out, "results.json"), out)
 
     print("\n" + experiment.accuracy_table(
         "Table 3 layout (MNIST; phase I and phase II AA): test accuracy",

@@ -359,7 +359,7 @@ def main(argv):
     x_test = next(iter(test))[0].numpy()
     plot_reconstructions(os.path.join(FLAGS.out, "reconstructions.png"), x_test, results)
     plot_errors(os.path.join(FLAGS.out, "errors.png"), summary)
-    experiment.write_json(os.path.join(FLAGS.out, "results.json"), out)
+    experiment.write_results(os.path.join(FLAGS.out, "results.json"), out)
 
     print(f"\n  {'network':<22} {'column':<6} {'variant':<8} error % (ours)   paper   MSE of x̄")
     for name, cols in summary.items():

@@ -448,7 +448,7 @@ def main(argv):
     x_test = next(iter(test))[0].numpy()
     plot_accuracy(os.path.join(FLAGS.out, "accuracy.png"), results, sc["train_images"])
     plot_reconstructions(os.path.join(FLAGS.out, "reconstructions.png"), x_test, results)
-    experiment.write_json(os.path.join(FLAGS.out, "results.json"), out)
+    experiment.write_results(os.path.join(FLAGS.out, "results.json"), out)
     print(f"\n  {'variant':<8} test accuracy % (mean ± std over seeds)   Δ to std   > spread")
     for variant, s in summary.items():
         std = s["test_accuracy_percent_std"]

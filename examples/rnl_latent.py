@@ -146,7 +146,7 @@ def main(argv):
                      "latent_step": FLAGS.latent_step, "dataset": FLAGS.dataset},
         "results": stats,
     }
-    experiment.write_json(os.path.join(FLAGS.out, "results.json"), out)
+    experiment.write_results(os.path.join(FLAGS.out, "results.json"), out)
     for key, value in stats.items():
         print(f"  {key}: {value:.4g}" if isinstance(value, float) else f"  {key}: {value}")
     print(f"\nwrote {os.path.abspath(FLAGS.out)}/results.json, latent_generation.png")

@@ -378,7 +378,7 @@ def main(argv):
     plot_fig8(os.path.join(FLAGS.out, "fig8_outputs_and_inputs.png"), test,
               generators[s["seeds"][0]], indices)
     plot_b1(os.path.join(FLAGS.out, "b1_transfer.png"), results_b, test[1], indices[0])
-    experiment.write_json(os.path.join(FLAGS.out, "results.json"), out)
+    experiment.write_results(os.path.join(FLAGS.out, "results.json"), out)
     print("\n  task A   output MSE   regenerated-input MSE (fig. 8: only RR6_A recovers it)")
     for name in TASK_A:
         r = summary[name]

@@ -364,7 +364,7 @@ def main(argv):
     }
     plot(os.path.join(FLAGS.out, "stylization.png"), first_images,
          {n: results[n][0] for n in MODELS})
-    experiment.write_json(os.path.join(FLAGS.out, "results.json"), out)
+    experiment.write_results(os.path.join(FLAGS.out, "results.json"), out)
     print("\n  model    test acc.   fig. 11 MSE to source (IoU)   fig. 12 MSE to sharp (start)")
     for name, r in summary.items():
         print(f"  {name:<8} {np.mean(r['test_accuracy']):.3f}       "

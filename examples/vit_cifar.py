@@ -144,7 +144,7 @@ def main(argv):
             for metric in ("test_accuracy", "reconstruction_mse", "train_seconds")}
     ratio = summary["std"]["reconstruction_mse"]["mean"] / summary["racecar"][
         "reconstruction_mse"]["mean"]
-    experiment.write_json(os.path.join(FLAGS.out, "results.json"), dict(
+    experiment.write_results(os.path.join(FLAGS.out, "results.json"), dict(
         study="reversible_vit on CIFAR-10, std vs racecar", **settings,
         batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate, source=FLAGS.source,
         runs=runs, summary=summary, reconstruction_mse_ratio_std_over_racecar=ratio,

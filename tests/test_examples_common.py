@@ -17,6 +17,18 @@ def test_write_json_converts_numpy(tmp_path):
     assert experiment.read_json(path) == {"a": 0.5, "b": [0, 1, 2], "1": [2]}
 
 
+def test_write_results_keeps_the_finish_time_of_unchanged_results(tmp_path):
+    path = tmp_path / "results.json"
+    experiment.write_results(path, {"finished_at": "day 1", "accuracy": np.float32(0.5)})
+    experiment.write_results(path, {"finished_at": "day 2", "accuracy": 0.5})  # nothing new
+    assert experiment.read_json(path) == {"finished_at": "day 1", "accuracy": 0.5}
+    experiment.write_results(path, {"finished_at": "day 3", "accuracy": 0.75})
+    assert experiment.read_json(path) == {"finished_at": "day 3", "accuracy": 0.75}
+    path.write_text("{truncated")  # a corrupt file is replaced
+    experiment.write_results(path, {"finished_at": "day 4", "accuracy": 0.75})
+    assert experiment.read_json(path)["finished_at"] == "day 4"
+
+
 def test_run_cache_results_and_weights(tmp_path):
     cache = experiment.RunCache(tmp_path, {"epochs": 3})
     model = zoo.racecar_mi_net()

@@ -273,7 +273,7 @@ def main(argv=None):
         "reversal": {k: settings[k] for k in PAPER_SETTINGS},
         **{k: v for k, v in env.items() if k != "command"},
     }
-    experiment.write_json(str(out / "results.json"), results)
+    experiment.write_results(str(out / "results.json"), results)
     print(f"{args.preset}: test accuracy {value:.4f} on {examples} test examples (fit reported "
           f"{fit_accuracy:.4f}); training {train_seconds:.0f}s; {results['bytes']:,} bytes")
     if args.install:
