@@ -58,6 +58,12 @@ def test_tiny_transfer_study_resumes_after_a_kill_and_is_cached(tmp_path):
                           expect=1)
     assert "--report_only: no seed of this study has finished" in nothing
 
+    # 5. Another λ retrains the racecar models only: no Std run depends on it.
+    other = run_example("racecar_cifar_resnet.py", out, *SMALL, "--racecar_weight=0.5")
+    assert other.count(": cached") == 4 and "RR20_A seed 0: epoch 2/2" in other
+    assert "Std_A seed 0: epoch" not in other
+    assert json.loads((out / "results.json").read_text())["settings"]["racecar_weight"] == 0.5
+
 
 def test_bad_epochs_name_the_flag(tmp_path):
     printed = run_example("racecar_cifar_resnet.py", tmp_path, *SMALL[:3], "--epochs=2,1",

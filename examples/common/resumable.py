@@ -291,13 +291,16 @@ def define_flags(runs):
                          f"finished ({runs}); complete: false while any run is missing.")
 
 
-def finished_seeds(cache, seeds, names):
+def finished_seeds(cache, seeds, names, cache_of=None):
     """What ``--report_only`` reports: the seeds whose runs of every model have finished.
 
     Args:
         cache: the study's ``RunCache``; a run is ``"<name>-seed<seed>"``.
+            With ``cache_of``, a mapping of ``RunCache``s instead.
         seeds: the study's seeds.
         names: the model names one seed trains.
+        cache_of: where models depend on different settings, a function of
+            a model name returning its key in ``cache``.
 
     Returns:
         ``(results, finished, missing)``: ``{name: [result per finished
@@ -306,7 +309,8 @@ def finished_seeds(cache, seeds, names):
     """
     results, finished, missing = {name: [] for name in names}, [], []
     for seed in seeds:
-        runs = {name: cache.get(f"{name}-seed{seed}") for name in names}
+        runs = {name: (cache[cache_of(name)] if cache_of else cache).get(f"{name}-seed{seed}")
+                for name in names}
         absent = [f"{name}-seed{seed}" for name, run in runs.items() if run is None]
         if absent:
             print(f"  seed {seed}: {len(absent)} of {len(names)} runs not finished yet "
