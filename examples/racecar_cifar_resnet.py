@@ -32,7 +32,8 @@ weight decay 1e-3, batch 128, learning rate 0.1 with a one-epoch warm-up and
 a cosine decay to 0 over the run (the protocol of
 ``examples/rn_cifar_resnet.py``), the global gradient norm clipped at 2
 (``--clipnorm``: without it RR20_A's loss went to NaN in epoch 9). A run
-whose loss diverges stops the study with a message; its rerun starts afresh.
+whose loss diverges (NaN) or that collapses (training accuracy at chance for
+five epochs) stops the study with a message; its rerun starts afresh.
 
 Presets (flags override them):
 
@@ -220,10 +221,11 @@ def train(name, seed, task, epochs, make_model, sc, cache):
                             validation_freq=_eval_epochs(epochs, sc["eval_every"]),
                             stop_after=FLAGS.stop_after_epochs)
     log = trained["epochs"]
-    resumable.stop_if_diverged(
+    resumable.stop_if_failed(
         model, log, cache, key, f"{name} seed {seed}",
         f"Rerun with a smaller --clipnorm (now {FLAGS.clipnorm or 'none'}), --learning_rate "
-        f"(now {FLAGS.learning_rate}) or --racecar_weight.")
+        f"(now {FLAGS.learning_rate}) or --racecar_weight (now {FLAGS.racecar_weight}).",
+        chance=1 / len(TASKS[task]))
     ev = model.evaluate(test_ds, verbose=0, return_dict=True)
     seconds = float(sum(e["seconds"] for e in log.values()))
     return {"test_accuracy": float(ev["accuracy"]), "seconds": seconds,

@@ -222,10 +222,11 @@ def train_one(variant, seed, sc, cache, key, settings):
                         start=start, validation_freq=_eval_epochs(sc),
                         stop_after=FLAGS.stop_after_epochs)
     epochs = log["epochs"]
-    resumable.stop_if_diverged(
+    resumable.stop_if_failed(
         model, epochs, cache, key, label,
         f"Rerun with --clipnorm (now {FLAGS.clipnorm or 'none'}), a smaller --learning_rate "
-        f"(now {FLAGS.learning_rate}) or --racecar_weight.")
+        f"(now {FLAGS.learning_rate}) or --racecar_weight (now {FLAGS.racecar_weight}).",
+        chance=1 / 10)
     model.calibrate_reverse_statistics(train.take(FLAGS.calibration_batches))
     experiment.save_model(model, os.path.join(cache.dir, f"{key}.weights.h5"), weights_only=True)
     ev = model.evaluate(test, verbose=0, return_dict=True)

@@ -4,11 +4,13 @@ import os
 
 import keras
 import numpy as np
+import pytest
 
 import zoo
 from example_support import import_from
 
 experiment = import_from("examples", "common.experiment")
+resumable = import_from("examples", "common.resumable")
 
 
 def test_write_json_converts_numpy(tmp_path):
@@ -82,3 +84,19 @@ def test_resolve_preset_takes_given_flags_only():
     assert experiment.resolve_preset(preset, Flags) == {"epochs": 2000, "seeds": [3, 4],
                                                         "batch_size": 0}
     assert preset == {"epochs": 2000, "seeds": [0], "batch_size": 512}
+
+
+def test_a_run_at_chance_for_five_epochs_stops_the_study(tmp_path):
+    cache = experiment.RunCache(tmp_path, {"epochs": 6})
+    model = zoo.racecar_mi_net()
+    log = {e: {"loss": 1.9, "accuracy": 0.45 if e == 1 else 0.2} for e in range(1, 7)}
+    experiment.write_json(tmp_path / "runs" / "RR_A-seed0.epochs.json", {"epochs": log})
+    (tmp_path / "runs" / "RR_A-seed0.backup").mkdir()
+    resumable.stop_if_failed(model, log, cache, "RR_A-seed0", "RR_A", "-", chance=None)
+    resumable.stop_if_failed(model, {**log, 6: {"loss": 1.9, "accuracy": 0.3}}, cache,
+                             "RR_A-seed0", "RR_A", "-", chance=0.2)  # epoch 6 is alive
+    with pytest.raises(SystemExit, match=r"RR_A: it collapsed: training accuracy "
+                                         r"0\.200-0\.200 in epochs 2-6, chance 0\.200.*Lower λ"):
+        resumable.stop_if_failed(model, log, cache, "RR_A-seed0", "RR_A", "Lower λ.",
+                                 chance=0.2)
+    assert sorted(os.listdir(tmp_path / "runs")) == ["RR_A-seed0.collapsed.epochs.json"]

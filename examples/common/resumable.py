@@ -238,13 +238,19 @@ def finish(cache, key, result):
     shutil.rmtree(os.path.join(cache.dir, f"{key}.backup"), ignore_errors=True)
 
 
-def stop_if_diverged(model, epochs, cache, key, label, remedy):
-    """Ends the study when run ``key`` diverged (a NaN loss or weight); else returns.
+COLLAPSE_EPOCHS = 5  # a collapse: this many last epochs at chance (RR20_A at λ = 1: 28 of 30)
 
-    A diverged run's reverse statistics, evaluation and any run built on it
-    would be NaN too. Its backup is removed, so that a rerun (with other
-    settings, ``remedy``) starts it afresh rather than resuming NaN weights;
-    its epoch log is kept as ``<key>.diverged.epochs.json``.
+
+def stop_if_failed(model, epochs, cache, key, label, remedy, chance=None):
+    """Ends the study when run ``key`` diverged or collapsed; else returns.
+
+    Diverged: a NaN loss or weight. Collapsed (with ``chance`` given): the
+    training accuracy of each of the last ``COLLAPSE_EPOCHS`` epochs at most
+    1.1 × ``chance``, as when a reconstruction loss drives every layer's
+    output to 0. Either way every run built on it would be meaningless. Its
+    backup is removed, so that a rerun (with other settings, ``remedy``)
+    starts it afresh; its epoch log is kept as
+    ``<key>.diverged.epochs.json`` or ``<key>.collapsed.epochs.json``.
 
     Args:
         model: the trained model.
@@ -252,21 +258,29 @@ def stop_if_diverged(model, epochs, cache, key, label, remedy):
         cache, key: the run.
         label: how the message names the run.
         remedy: what the message suggests, e.g. the flags to change.
+        chance: the accuracy of guessing (1 / classes), or None: no collapse check.
 
     Raises:
-        SystemExit: it diverged.
+        SystemExit: it diverged or collapsed.
     """
     last = max(epochs)
-    if np.isfinite(epochs[last]["loss"]) and all(  # the last step may be the NaN one
-            np.isfinite(w).all() for w in model.get_weights()):
+    diverged = not (np.isfinite(epochs[last]["loss"]) and all(  # the last step may be the NaN one
+        np.isfinite(w).all() for w in model.get_weights()))
+    tail = [epochs[e].get("accuracy") for e in sorted(epochs)[-COLLAPSE_EPOCHS:]]
+    collapsed = (chance is not None and len(tail) == COLLAPSE_EPOCHS
+                 and all(a is not None and a <= 1.1 * chance for a in tail))
+    if not (diverged or collapsed):
         return
+    kind = "diverged" if diverged else "collapsed"
     shutil.rmtree(os.path.join(cache.dir, f"{key}.backup"), ignore_errors=True)
     log = os.path.join(cache.dir, f"{key}.epochs.json")
     if os.path.exists(log):
-        os.replace(log, os.path.join(cache.dir, f"{key}.diverged.epochs.json"))
-    raise SystemExit(f"{label}: the loss diverged to NaN in epoch {last} (log: "
-                     f"{key}.diverged.epochs.json); the study stops, its finished runs stay "
-                     f"cached. {remedy}")
+        os.replace(log, os.path.join(cache.dir, f"{key}.{kind}.epochs.json"))
+    what = (f"the loss diverged to NaN in epoch {last}" if diverged else
+            f"it collapsed: training accuracy {min(tail):.3f}-{max(tail):.3f} in epochs "
+            f"{last - COLLAPSE_EPOCHS + 1}-{last}, chance {chance:.3f}")
+    raise SystemExit(f"{label}: {what} (log: {key}.{kind}.epochs.json); the study stops, its "
+                     f"finished runs stay cached. {remedy}")
 
 
 def define_flags(runs):
