@@ -31,7 +31,7 @@ divided by the channel means (RN §3.1); SGD with momentum 0.9, decoupled
 weight decay 1e-3, batch 128, learning rate 0.1 with a one-epoch warm-up and
 a cosine decay to 0 over the run (the protocol of
 ``examples/rn_cifar_resnet.py``), the global gradient norm clipped at 2
-(``--clipnorm``: without it RR20_A's loss went to NaN in epoch 9). A run
+(``--clipnorm``: without it RR20_A at λ = 1 went to NaN in epoch 9). A run
 whose loss diverges (NaN) or that collapses (training accuracy at chance for
 five epochs) stops the study with a message; its rerun starts afresh.
 
