@@ -38,9 +38,10 @@ five epochs) stops the study with a message; its rerun starts afresh.
 Presets (flags override them):
 
 * ``cpu``: all 25,000 training and 5,000 test images of each task; epochs
-  A 30, AA 15, AB 15, B 15; seeds 0, 1, 2. Measured on 2 CPU cores: about
-  2 h of training per seed on an idle machine (Std 0.24 s, RR 0.45 s a step
-  of 128), so the study spans sessions: rerun the command to continue.
+  A 30, AA 15, AB 15, B 15; seeds 0, 1, 2. Measured on 2 CPU cores: 2.8 h
+  of training per seed (seeds 0 and 1; Std_A 30 min, RR20_A about 1 h, each
+  15-epoch phase-II run and Std_B 13-17 min), so the study spans sessions:
+  rerun the command to continue.
 * ``tiny``: 128 / 100 images, 1 epoch each, batch 64: seconds, for tests.
 
 Resuming: every run (phase I, phase II and Std_B alike) keeps a per-epoch
