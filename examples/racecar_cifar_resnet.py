@@ -57,7 +57,8 @@ It writes, under ``--out``:
   RR − Std for each task and whether it exceeds the seed-to-seed spread,
   racecar table 5 beside it, the phase-I per-layer reconstruction errors
   ``‖L'_m − L_m‖/‖L_m‖``, wall time per run, the command and versions;
-* ``accuracy.png``: the seven models' accuracies, every seed;
+* ``accuracy.png``: the seven models' accuracies, every seed, and RR − Std
+  per phase and seed;
 * ``reconstructions.png``: task-A test images, Std_A's and the racecar
   model's regenerated inputs ``I'`` and the per-layer errors.
 
@@ -90,6 +91,7 @@ PAPER_TABLE5 = {
     "Std_B": (0.253, 0.0123),
 }
 TASKS = {"A": list(range(5)), "B": list(range(5, 10))}
+COMPARED = ("A", "AA", "AB")  # the phases where RR and Std are compared
 
 
 @dataclasses.dataclass(frozen=True)
@@ -318,7 +320,7 @@ def summarize(results):
                 [r["layer_relative_error"] for r in runs], axis=0).tolist()
             summary[name]["reconstruction_mse"] = [r["reconstruction_mse"] for r in runs]
     comparisons = {}
-    for task in ("A", "AA", "AB"):
+    for task in COMPARED:
         rr_name = f"{network().racecar}_{task}"
         std, rr = summary[f"Std_{task}"], summary[rr_name]
         spreads = [s for s in (std["test_accuracy_std"], rr["test_accuracy_std"]) if s is not None]
@@ -348,15 +350,14 @@ def plot_accuracy(path, summary):
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     # The differences are a few points: on the 0-1 axis they would not show.
-    tasks = ("A", "AA", "AB")
-    for i, task in enumerate(tasks):
+    for i, task in enumerate(COMPARED):
         rr = np.array(summary[f"{network().racecar}_{task}"]["test_accuracy"])
         std = np.array(summary[f"Std_{task}"]["test_accuracy"])
         points = 100 * (rr - std)
         diff_ax.bar(i, points.mean(), 0.6, color="tab:green", alpha=0.7)
         diff_ax.plot([i] * len(points), points, "k.", ms=6)
     diff_ax.axhline(0, color="k", lw=1)
-    diff_ax.set_xticks(range(len(tasks)), tasks)
+    diff_ax.set_xticks(range(len(COMPARED)), COMPARED)
     diff_ax.set_xlabel(f"model (difference {network().racecar}_x − Std_x)")
     diff_ax.set_ylabel("test accuracy difference (points)")
     diff_ax.set_title("racecar − standard\n(bars: mean, dots: seeds)", fontsize=9)
