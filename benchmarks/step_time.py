@@ -71,6 +71,7 @@ INPUTS = {
     "racecar_mnist_cnn": dict(input_shape=(28, 28, 1)),
     "smoke_generator": dict(input_shape=(16, 16, 1)),
     "rn_baseline": dict(input_shape=(32, 32, 3)),
+    "reversible_cifar_resnet": dict(input_shape=(32, 32, 3)),  # depth 20, the studies' network
     "reversible_densenet40": dict(input_shape=(32, 32, 3)),
     "reversible_resnet18": dict(input_shape=(32, 32, 3)),
     "racecar_cifar_vgg": dict(input_shape=(32, 32, 3)),
