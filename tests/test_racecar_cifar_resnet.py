@@ -30,6 +30,10 @@ def test_tiny_transfer_study_resumes_after_a_kill_and_is_cached(tmp_path):
     assert results["epochs"] == {"A": 2, "AA": 1, "AB": 1, "B": 1}
     std_a = results["runs"]["Std_A"][0]
     assert std_a["sessions"] == 2 and sorted(std_a["history"]) == ["1", "2"]
+    assert [std_a["history"][e]["session"] for e in ("1", "2")] == [1, 2]
+    epoch_log = json.loads((out / "runs" / "Std_A-seed0.epochs.json").read_text())
+    assert sorted(epoch_log["machines"]) == ["1", "2"]
+    assert "CPU cores" in epoch_log["machines"]["2"]
     for name in MODELS:
         assert 0.0 <= results["results"][name]["test_accuracy_mean"] <= 1.0
         assert results["runs"][name][0]["epochs_trained"] == (2 if name.endswith("_A") else 1)

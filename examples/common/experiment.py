@@ -69,6 +69,26 @@ def read_json(path):
         return json.load(f)
 
 
+def _cpu_model():
+    """The processor's name (Linux: ``/proc/cpuinfo``), or ``platform.processor()``."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown processor"
+
+
+def machine():
+    """``"x86_64 (AMD EPYC), 2 CPU cores, 0 GPUs"``: wall times differ between machines."""
+    import tensorflow as tf
+
+    return (f"{platform.machine()} ({_cpu_model()}), {os.cpu_count()} CPU cores, "
+            f"{len(tf.config.list_physical_devices('GPU'))} GPUs")
+
+
 def environment():
     """Command line, library versions and machine, for ``results.json``."""
     import tensorflow as tf
@@ -84,8 +104,7 @@ def environment():
             "numpy": np.__version__,
             "python": platform.python_version(),
         },
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
-                   f"{len(tf.config.list_physical_devices('GPU'))} GPUs",
+        "machine": machine(),
         "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
 

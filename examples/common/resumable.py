@@ -92,7 +92,9 @@ class EpochLog(keras.callbacks.Callback):
     """Per-epoch metrics and times, written to ``path`` after every epoch (atomically).
 
     Entries are keyed by epoch, so an epoch retrained after a kill replaces
-    its entry; ``sessions`` counts the invocations that trained the run.
+    its entry; ``sessions`` counts the invocations that trained the run, each
+    entry names its ``session``, and ``machines`` maps a session to the
+    machine it ran on (epoch times are only comparable on one machine).
     """
 
     def __init__(self, path, settings, label, epochs):
@@ -104,6 +106,7 @@ class EpochLog(keras.callbacks.Callback):
             if saved.get("settings") == settings:
                 self.log = saved
         self.log["sessions"] += 1
+        self.log.setdefault("machines", {})[str(self.log["sessions"])] = experiment.machine()
         self._start = self._train_end = None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -120,6 +123,7 @@ class EpochLog(keras.callbacks.Callback):
         entry["train_seconds"] = (self._train_end or now) - self._start
         entry["learning_rate"] = float(keras.ops.convert_to_numpy(
             self.model.optimizer.learning_rate))
+        entry["session"] = self.log["sessions"]
         self.log["epochs"][str(epoch + 1)] = entry
         experiment.write_json(self.path, self.log)
         shown = [f"{label} {entry[key]:.4f}" for key, label in (
