@@ -1,8 +1,10 @@
 """examples/racecar_cifar_resnet.py: the seven table-5 models, a kill mid-run, resumed, cached."""
 
 import json
+import subprocess
+import sys
 
-from example_support import check_outputs, run_example
+from example_support import ROOT, check_outputs, run_example
 
 # 64 images at batch 64: one step an epoch; phase I trains 2 epochs so a kill can fall inside it.
 SMALL = ("--preset=tiny", "--train_images=64", "--test_images=50", "--epochs=2,1,1,1")
@@ -45,6 +47,18 @@ def test_tiny_transfer_study_resumes_after_a_kill_and_is_cached(tmp_path):
     assert "racecar_loss" not in history["RR20_AB"]  # phase II: the plain network
     assert set(results["comparisons"]) == {"RR20_A - Std_A", "RR20_AA - Std_AA",
                                            "RR20_AB - Std_AB"}
+
+    # The BN-lag tool rebuilds the run from its settings: with the saved statistics it
+    # measures exactly what the study reported.
+    tool = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "batch_norm_lag.py"), f"--study={out}",
+         "--runs=RR20_A-seed0", "--batches=1"], capture_output=True, text=True, timeout=300)
+    assert tool.returncode == 0, tool.stderr[-3000:]
+    lag = json.loads((out / "bn_lag.json").read_text())["entries"]
+    (entry,) = lag.values()
+    assert entry["after_epoch"] == 2 and len(entry["moving_over_recomputed_variance"]) == 19
+    assert abs(entry["test_accuracy_saved_statistics"]
+               - results["runs"]["RR20_A"][0]["test_accuracy"]) < 1e-6
 
     # 3. Another invocation trains nothing and writes the same results.
     again = run_example("racecar_cifar_resnet.py", out, *SMALL)
