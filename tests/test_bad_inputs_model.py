@@ -80,11 +80,13 @@ def test_reverse_activations_depth_must_be_an_int(model, depth, error):
 def test_nested_lists_and_datasets_are_accepted(model):
     x = _x(6)
     expected = model.reconstruct(x)
-    np.testing.assert_allclose(model.reconstruct(x.tolist()), expected, rtol=1e-6)
+    # Batches of 4 + 2 and one of 6 may sum in a different order: float32 noise only.
+    close = dict(rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(model.reconstruct(x.tolist()), expected, **close)
     dataset = tf.data.Dataset.from_tensor_slices((x, np.zeros(6))).batch(4)
-    np.testing.assert_allclose(model.reconstruct(dataset), expected, rtol=1e-6)
+    np.testing.assert_allclose(model.reconstruct(dataset), expected, **close)
     pairs = model.reverse_activations(dataset)
-    np.testing.assert_allclose(pairs[0][1], model.reverse_activations(x)[0][1], rtol=1e-6)
+    np.testing.assert_allclose(pairs[0][1], model.reverse_activations(x)[0][1], **close)
     latent = model.generate_latent(tf.data.Dataset.from_tensor_slices(x).batch(6))
     np.testing.assert_allclose(latent["latent"], model.generate_latent(x)["latent"],
                                rtol=1e-5, atol=1e-7)

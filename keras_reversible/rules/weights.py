@@ -58,9 +58,12 @@ def _depthwise_transpose(layer, y, ctx):
 def _conv(layer, y, ctx):
     check_channels_last(layer)
     y = minus_bias(layer, y)
-    if _is_depthwise(layer, ctx):
+    # TensorFlow's CPU Conv2DBackpropInput rejects dilation > 1 unless oneDNN is
+    # on (it is off on CPUs without AVX-512); the VJP goes through space-to-batch.
+    dilated = max(layer.dilation_rate) > 1
+    if _is_depthwise(layer, ctx) and not dilated:
         return _depthwise_transpose(layer, y, ctx)
-    if layer.groups != 1 or layer.padding == "causal":
+    if layer.groups != 1 or layer.padding == "causal" or dilated:
         primal = ctx.zeros_like_input(0, y)
         return registry.vjp(lambda x: _conv_linear(layer, x), [primal], y)[0]
     return tf.nn.conv_transpose(
@@ -69,7 +72,6 @@ def _conv(layer, y, ctx):
         ctx.input_shape(0, y),
         strides=list(layer.strides),
         padding=layer.padding.upper(),
-        dilations=list(layer.dilation_rate),
     )
 
 
