@@ -51,7 +51,7 @@ def _depthwise_transpose(layer, y, ctx):
     kernel = tf.reshape(like(layer.kernel, y), [h, w, channels, filters // channels])
     return tf.nn.depthwise_conv2d_backprop_input(
         ctx.input_shape(0, y), kernel, y, strides=[1, *layer.strides, 1],
-        padding=layer.padding.upper(), dilations=[1, *layer.dilation_rate, 1])
+        padding=layer.padding.upper())
 
 
 @registry.transpose_rule(L.Conv1D, L.Conv2D, L.Conv3D, kind="weight")
