@@ -98,7 +98,9 @@ DOT_PRODUCT_CASES = {
          case(lambda: L.Conv2D(4, 7, groups=4, padding="same", bias_initializer=_bias()),
               (9, 8, 4), id="depthwise"),
          case(lambda: L.Conv2D(6, 3, strides=2, groups=3, dilation_rate=1,
-                               bias_initializer=_bias()), (9, 8, 3), id="depthwise-x2-s2")],
+                               bias_initializer=_bias()), (9, 8, 3), id="depthwise-x2-s2"),
+         case(lambda: L.Conv2D(4, 3, groups=4, padding="same", dilation_rate=2,
+                               bias_initializer=_bias()), (9, 8, 4), id="depthwise-d2")],
     L.Conv3D: [
         case(lambda s=s, p=p: L.Conv3D(2, 3, strides=s, padding=p, bias_initializer=_bias()),
              (5, 6, 7, 2), id=f"s{s}-{p}")
