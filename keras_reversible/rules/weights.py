@@ -58,8 +58,8 @@ def _depthwise_transpose(layer, y, ctx):
 def _conv(layer, y, ctx):
     check_channels_last(layer)
     y = minus_bias(layer, y)
-    # TensorFlow's CPU Conv2DBackpropInput rejects dilation > 1 unless oneDNN is
-    # on (it is off on CPUs without AVX-512); the VJP goes through space-to-batch.
+    # TensorFlow's CPU Conv2DBackpropInput rejects dilation > 1 unless oneDNN is on
+    # (not on every CPU; TF_ENABLE_ONEDNN_OPTS=0 shows it); the VJP uses space-to-batch.
     dilated = max(layer.dilation_rate) > 1
     if _is_depthwise(layer, ctx) and not dilated:
         return _depthwise_transpose(layer, y, ctx)
